@@ -167,7 +167,9 @@ class NestedPool:
     def _grow_rows(self, which, p):
         rows = self._rows[which]
         for mu in range(len(rows), p):
-            rows.append(_draw(self._child(which, mu), (self.n_features,), self.distribution))
+            rows.append(
+                _draw(self._child(which, mu), (self.n_features,), self.distribution)
+            )
         return np.array(rows[:p])
 
     def __call__(self, n_patterns):
@@ -185,7 +187,9 @@ class NestedPool:
         Z = np.empty((p, k, self.n_features))
         for mu in range(p):
             if mu >= len(self._competitors) or len(self._competitors[mu]) < k:
-                block = _draw(self._child(2, mu), (k, self.n_features), self.distribution)
+                block = _draw(
+                    self._child(2, mu), (k, self.n_features), self.distribution
+                )
                 if mu < len(self._competitors):
                     self._competitors[mu] = block
                 else:

@@ -164,9 +164,7 @@ def max_margin_program(X, D):
     """
     W, lift, m = _lifted_margins(X, D)
     margin_constraint = m >= 1
-    problem = cp.Problem(
-        cp.Minimize(cp.sum_squares(W)), [lift, margin_constraint]
-    )
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(W)), [lift, margin_constraint])
     return StorageProgram(problem, W, margin_constraint)
 
 
