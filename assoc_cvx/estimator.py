@@ -1,5 +1,426 @@
-"""Placeholder: being written."""
+"""A linear associative memory as a scikit-learn estimator."""
+
+import logging
+import warnings
+from numbers import Real
+
+import cvxpy as cp
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from assoc_cvx.engine import (
+    _SOLVER_OPTIONS,
+    CERTIFICATE_TOL,
+    _solve_once,
+    decide,
+    resolve_solvers,
+)
+from assoc_cvx.exceptions import SolverError, StorageWarning
+from assoc_cvx.programs import difference_tensor, margins, soft_margin_program
+
+__all__ = ["RULES", "LinearAssociativeMemory"]
+
+logger = logging.getLogger(__name__)
+
+#: Learning rules accepted by :class:`LinearAssociativeMemory`.
+RULES = ("max_margin", "hebbian")
 
 
-class LinearAssociativeMemory:
-    pass
+def _check_positive(value, name, owner):
+    """Return ``value`` as a float, or raise unless it is a positive finite number."""
+    what = f"The {name} parameter of {owner} must be a positive finite number"
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{what}; got {value!r} of type {type(value).__name__}.")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{what}; got {value!r}.")
+    return float(value)
+
+
+def _normalised_margin(W, X, D):
+    """Smallest margin of ``W / ||W||_F``; zero for ``W = 0``."""
+    norm = np.linalg.norm(W)
+    if norm == 0:
+        return 0.0
+    return float(margins(W / norm, X, D).min())
+
+
+def _recalled(scores):
+    """Boolean mask of the rows whose own column strictly beats every other one."""
+    n = scores.shape[0]
+    own = scores[np.arange(n), np.arange(n)]
+    others = np.where(np.eye(n, dtype=bool), -np.inf, scores)
+    return own > others.max(axis=1, initial=-np.inf)
+
+
+class LinearAssociativeMemory(BaseEstimator):
+    r"""A matrix W that recalls target patterns from input patterns.
+
+    ``fit(X, y)`` learns a matrix ``W`` of shape (n_targets, n_features) meant
+    to store every association ``x_mu -> y_mu``: input ``x_mu`` (row mu of X)
+    must score its own target above every other target,
+    ``y_mu^T W x_mu > y_nu^T W x_mu`` for all nu != mu. ``predict`` recalls,
+    for each input, the fitted target with the highest score.
+
+    Parameters
+    ----------
+    rule : {"max_margin", "hebbian"}, default="max_margin"
+        Learning rule. ``"max_margin"``: the matrix of smallest Frobenius norm
+        with every margin at least one, found by convex programming, or the
+        soft-margin matrix when the associations cannot all be stored.
+        ``"hebbian"``: the outer-product rule ``W = Y^T X``, no solver.
+    solver : {"auto", "ECOS", "CLARABEL", "HIGHS", "SCS"}, default="auto"
+        Solver of the convex programs (case-insensitive). ``"auto"`` tries the
+        installed ones in that order; a named solver is tried first and the
+        other installed ones after it. Validated for every rule, used only by
+        ``rule="max_margin"``. HIGHS solves the linear-programming variant
+        (every entry of W bounded instead of its Frobenius norm): when the
+        verdict comes from it, ``coef_`` still has smallest margin one but is
+        not the minimum-norm matrix, and ``margin_`` is only a lower bound on
+        kappa*.
+    C : float, default=1.0
+        Cost of a unit of slack in the soft-margin program, used only when
+        ``rule="max_margin"`` and the associations are not (or not provably)
+        storable. Must be positive.
+    certificate_tol : float, default=1e-8
+        "Not storable" needs a certificate bounding the best normalised margin
+        by at most this, in units of data rescaled to unit root-mean-square
+        row norm (see :func:`assoc_cvx.check_storage`). Must be positive.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_targets, n_features)
+        The memory matrix W. A 1-D target gives ``n_targets = 1``.
+    stored_ : bool or None
+        True: every fitted association is recalled strictly by ``coef_``
+        (margins recomputed in float64). False: ``rule="max_margin"``: a
+        certificate shows that no matrix stores them, and ``coef_`` is the
+        soft-margin matrix; ``rule="hebbian"``: the Hebbian matrix leaves some
+        association unrecalled. None: storage could not be decided, and
+        ``coef_`` is the soft-margin matrix.
+    margin_ : float
+        Smallest margin ``(y_mu - y_nu)^T W x_mu`` of ``W = coef_ /
+        ||coef_||_F`` over the fitted pairs. With ``rule="max_margin"`` and
+        ``stored_`` True it is kappa*, the best normalised margin any matrix
+        achieves (to solver accuracy; but see ``solver`` on HIGHS). Otherwise
+        it is the margin of the returned matrix: negative when some
+        association is not recalled, zero for a zero matrix.
+    targets_ : ndarray of shape (n_samples,) or (n_samples, n_targets)
+        The fitted targets Y, in the shape they were given; ``predict``
+        returns rows of it.
+    storage_result_ : StorageResult or None
+        The storage verdict with its evidence (``rule="max_margin"``), None
+        for ``rule="hebbian"``.
+    solver_ : str or None
+        The solver that computed ``coef_``; None for ``rule="hebbian"``.
+    n_features_in_ : int
+        Number of input features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the input features, defined only when X has string column
+        names.
+
+    See Also
+    --------
+    assoc_cvx.check_storage : decide storage of square associations and return
+        the evidence.
+    assoc_cvx.make_associations : draw random associations.
+    sklearn.svm.LinearSVC : Crammer-Singer multiclass SVM; it learns a free
+        weight vector per class, not a matrix acting on given targets.
+
+    Notes
+    -----
+    With difference vectors ``d_{mu nu} = y_mu - y_nu``, ``rule="max_margin"``
+    solves
+
+    .. math::
+        \min_W \ \lVert W \rVert_F^2 \quad \text{s.t.} \quad
+        d_{\mu\nu}^\top W x_\mu \ge 1 \quad \forall \mu \ne \nu .
+
+    It is obtained through the scale-free program
+
+    .. math::
+        \kappa^* = \max_{\lVert W \rVert_F \le 1} \ \min_{\mu \ne \nu}
+        d_{\mu\nu}^\top W x_\mu ,
+
+    which decides storage (kappa* > 0 exactly when the associations can be
+    stored) and stays well conditioned near capacity; its solution divided by
+    kappa* is the max-margin matrix, whose smallest margin is exactly one.
+    When kappa* is certified to be zero, or storage is undecided, ``coef_``
+    comes from the soft-margin program, which is always feasible:
+
+    .. math::
+        \min_{W, \xi \ge 0} \ \tfrac12 \lVert W \rVert_F^2
+        + C \sum_{\mu \ne \nu} \xi_{\mu\nu} \quad \text{s.t.} \quad
+        d_{\mu\nu}^\top W x_\mu \ge 1 - \xi_{\mu\nu} ,
+
+    and a :class:`~assoc_cvx.StorageWarning` is issued. ``rule="hebbian"``
+    takes ``W = \sum_\mu y_\mu x_\mu^\top``.
+
+    Input mu can recall its target only if ``y_mu`` is the unique maximiser
+    of some linear function over the targets, that is a vertex of their
+    convex hull that no other row repeats. So a repeated target row, a target
+    inside the hull of the others (for a 1-D y with three or more distinct
+    values, every middle one), or an input paired with two different targets
+    can never be stored; with linearly independent inputs, distinct vertices
+    are also sufficient. The programs hold ``n_samples * (n_samples - 1)``
+    margin constraints, so their cost grows quickly with the number of
+    associations. Random associations with d-dimensional inputs and targets
+    can all be stored up to ``p log p / d^2 -> 1/2`` as d grows, by the
+    Hebbian rule only up to ``1/8`` (arXiv:2605.10795).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from assoc_cvx import LinearAssociativeMemory
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((6, 8))
+    >>> Y = rng.standard_normal((6, 5))
+    >>> memory = LinearAssociativeMemory().fit(X, Y)
+    >>> memory.stored_
+    True
+    >>> memory.coef_.shape
+    (5, 8)
+    >>> memory.score(X, Y)
+    1.0
+    >>> bool(np.array_equal(memory.predict(X), Y))
+    True
+    """
+
+    def __init__(
+        self,
+        rule="max_margin",
+        *,
+        solver="auto",
+        C=1.0,
+        certificate_tol=CERTIFICATE_TOL,
+    ):
+        self.rule = rule
+        self.solver = solver
+        self.C = C
+        self.certificate_tol = certificate_tol
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+    def _check_params(self):
+        """Validate the parameters; return the solvers to try, C and the cut."""
+        owner = type(self).__name__
+        if not isinstance(self.rule, str) or self.rule not in RULES:
+            raise ValueError(
+                f"The rule parameter of {owner} must be one of "
+                f"{', '.join(map(repr, RULES))}; got {self.rule!r}."
+            )
+        solvers = resolve_solvers(self.solver)
+        C = _check_positive(self.C, "C", owner)
+        certificate_tol = _check_positive(
+            self.certificate_tol, "certificate_tol", owner
+        )
+        return solvers, C, certificate_tol
+
+    def fit(self, X, y):
+        """Learn the memory matrix from associations.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs, one per row; at least 2 rows.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets Y; row mu is the target of input mu. A 1-D y is a single
+            target column.
+
+        Returns
+        -------
+        self : LinearAssociativeMemory
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            Bad input (NaN or infinity, wrong dimensions, different numbers of
+            rows, fewer than 2 rows) or a bad parameter value.
+        TypeError
+            A numeric parameter that is not a real number.
+        SolverError
+            The requested solver is not installed, or no solver could solve
+            the soft-margin program.
+
+        Warns
+        -----
+        StorageWarning
+            When the fitted associations are not all stored by ``coef_``, or
+            it could not be decided whether they can be.
+        """
+        solvers, C, certificate_tol = self._check_params()
+        X, Y = validate_data(
+            self,
+            X,
+            y,
+            multi_output=True,
+            y_numeric=True,
+            dtype=np.float64,
+            ensure_min_samples=2,
+        )
+        Y = np.asarray(Y, dtype=np.float64)
+        targets = Y.reshape(Y.shape[0], -1)
+        D = difference_tensor(targets)
+        p = X.shape[0]
+        if self.rule == "hebbian":
+            W = targets.T @ X
+            stored = bool(margins(W, X, D).min() > 0)
+            result = solver = None
+            if not stored:
+                n_recalled = int(_recalled(X @ W.T @ targets.T).sum())
+                warnings.warn(
+                    f"The Hebbian matrix recalls {n_recalled} of {p} associations "
+                    "strictly; rule='max_margin' stores them all when that is "
+                    "possible.",
+                    StorageWarning,
+                    stacklevel=2,
+                )
+        else:
+            result = decide(
+                X,
+                D,
+                solvers=solvers,
+                constraints="coupled",
+                certificate_tol=certificate_tol,
+            )
+            stored = result.stored
+            if stored:
+                W, solver = result.W, result.solver
+            else:
+                W, solver = _soft_margin(X, D, C, solvers)
+                if stored is False:
+                    reason = (
+                        f"The {p} associations cannot all be stored by a linear "
+                        f"map (certified by {result.solver})"
+                    )
+                else:
+                    tried = "; ".join(
+                        f"{a.solver}: {a.solver_status} ({a.message})"
+                        for a in result.attempts
+                    )
+                    reason = (
+                        f"Whether the {p} associations can all be stored is "
+                        f"undecided after {tried}"
+                    )
+                warnings.warn(
+                    f"{reason}; coef_ is the soft-margin matrix with C={C:g}.",
+                    StorageWarning,
+                    stacklevel=2,
+                )
+        self.coef_ = W
+        self.stored_ = stored
+        self.margin_ = _normalised_margin(W, X, D)
+        self.targets_ = Y
+        self.storage_result_ = result
+        self.solver_ = solver
+        return self
+
+    def decision_function(self, X):
+        """Score every input against every fitted target.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_fitted_targets)
+            ``scores[i, nu] = y_nu^T W x_i`` for the fitted targets ``y_nu``
+            (the rows of ``targets_``).
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return self._scores(X, self.targets_)
+
+    def predict(self, X):
+        """Recall the fitted target of each input.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            Row i is the row of ``targets_`` with the highest score for input
+            i (the first one on ties); 1-D when the model was fitted on a 1-D
+            target.
+        """
+        recalled = np.argmax(self.decision_function(X), axis=1)
+        return self.targets_[recalled]
+
+    def score(self, X, y):
+        """Top-1 recall of the associations ``X[i] -> y[i]``.
+
+        Scores every input against the rows of the ``y`` passed here (not the
+        fitted targets) and returns the fraction of rows i whose
+        highest-scoring target among the rows of ``y`` is row i, counting row
+        i only when its score is strictly higher than that of every other row
+        (ties count as misses, so a repeated target row is never recalled).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets; row i is the target of input i.
+
+        Returns
+        -------
+        score : float
+            Fraction in [0, 1] of associations recalled.
+        """
+        check_is_fitted(self)
+        X, Y = validate_data(
+            self,
+            X,
+            y,
+            reset=False,
+            multi_output=True,
+            y_numeric=True,
+            dtype=np.float64,
+        )
+        scores = self._scores(X, np.asarray(Y, dtype=np.float64))
+        return float(np.mean(_recalled(scores)))
+
+    def _scores(self, X, Y):
+        """Score matrix ``X W^T Y^T`` after checking the width of Y."""
+        targets = Y.reshape(Y.shape[0], -1)
+        n_targets = self.coef_.shape[0]
+        if targets.shape[1] != n_targets:
+            raise ValueError(
+                f"y has {targets.shape[1]} target columns, but "
+                f"{type(self).__name__} was fitted with {n_targets}."
+            )
+        return X @ self.coef_.T @ targets.T
+
+
+def _soft_margin(X, D, C, solvers):
+    """Solve the soft-margin program with the first solver that succeeds.
+
+    Returns ``(W, solver)``; raises :class:`SolverError` when none succeeds.
+    """
+    program = soft_margin_program(X, D, C=C)
+    tried = []
+    for name in solvers:
+        status, _, _, message = _solve_once(
+            program, name, _SOLVER_OPTIONS.get(name, {})
+        )
+        W = program.W.value
+        if status == cp.OPTIMAL and W is not None and np.all(np.isfinite(W)):
+            return np.array(W, dtype=np.float64), name
+        tried.append(f"{name}: {message or status}")
+        logger.info("%s failed on the soft-margin program: %s", name, tried[-1])
+    raise SolverError(
+        "No solver could solve the soft-margin program; tried "
+        + "; ".join(tried)
+        + ". Check the scale of X and y, or try a smaller C."
+    )

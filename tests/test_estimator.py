@@ -1,0 +1,328 @@
+"""Tests of the LinearAssociativeMemory estimator."""
+
+import dataclasses
+import doctest
+
+import cvxpy as cp
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import assoc_cvx.estimator
+from assoc_cvx import LinearAssociativeMemory, make_associations
+from assoc_cvx.engine import SOLVERS
+from assoc_cvx.exceptions import SolverError, StorageWarning
+from assoc_cvx.programs import difference_tensor, margins, max_margin_program
+
+#: Solvers of the Frobenius-norm programs, each tested on its own.
+FRO_SOLVERS = [name for name, norm in SOLVERS.items() if norm == "fro"]
+
+#: Tolerances, in one place.
+TOL = {
+    # smallest recomputed margin of the max-margin W, expected to be 1
+    "margin": 1e-6,
+    # relative distance of coef_ from a reference max-margin solve
+    "coef": 1e-3,
+}
+
+
+def _rng(seed):
+    return np.random.default_rng(seed)
+
+
+def _skip_if_missing(solver):
+    if solver not in cp.installed_solvers():
+        pytest.skip(f"solver {solver} is not installed")
+
+
+def _stores_directly(W, X, Y):
+    """Whether every row of ``X W^T Y^T`` has its strict maximum on the diagonal."""
+    S = X @ W.T @ Y.T
+    off = np.where(np.eye(len(S), dtype=bool), -np.inf, S)
+    return bool(np.all(np.diag(S) > off.max(axis=1)))
+
+
+@pytest.mark.filterwarnings("ignore::assoc_cvx.exceptions.StorageWarning")
+@parametrize_with_checks(
+    [LinearAssociativeMemory(), LinearAssociativeMemory("hebbian")]
+)
+def test_sklearn_estimator_checks(estimator, check):
+    # Class-label targets repeat values, so max_margin fits go to the soft
+    # margin and warn; the warnings are the expected behaviour here.
+    check(estimator)
+
+
+@pytest.mark.parametrize("solver", FRO_SOLVERS)
+@pytest.mark.parametrize(("n_patterns", "n_features", "seed"), [(6, 6, 0), (8, 12, 1)])
+def test_max_margin_stores_generic_patterns(solver, n_patterns, n_features, seed):
+    _skip_if_missing(solver)
+    X, Y = make_associations(n_patterns, n_features, random_state=_rng(seed))
+    memory = LinearAssociativeMemory(solver=solver).fit(X, Y)
+
+    assert memory.stored_ is True
+    assert memory.solver_ == solver
+    assert memory.score(X, Y) == 1.0
+    np.testing.assert_array_equal(memory.predict(X), Y)
+
+    m = margins(memory.coef_, X, difference_tensor(Y))
+    assert m.min() >= 1 - TOL["margin"]
+    assert m.min() == pytest.approx(1.0, abs=TOL["margin"])
+    # The max-margin W has norm 1 / kappa*.
+    assert memory.margin_ == pytest.approx(1 / np.linalg.norm(memory.coef_))
+
+    reference = max_margin_program(X, difference_tensor(Y))
+    reference.problem.solve(solver="CLARABEL")
+    W_ref = reference.W.value
+    assert np.linalg.norm(memory.coef_ - W_ref) <= TOL["coef"] * np.linalg.norm(W_ref)
+
+
+def test_max_margin_rectangular():
+    # Six generic targets in 7 dimensions are all vertices of their hull and
+    # the inputs are independent, so the set is storable.
+    rng = _rng(2)
+    X = rng.standard_normal((6, 9))
+    Y = rng.standard_normal((6, 7))
+    memory = LinearAssociativeMemory().fit(X, Y)
+    assert memory.coef_.shape == (7, 9)
+    assert memory.n_features_in_ == 9
+    assert memory.stored_ is True
+    assert _stores_directly(memory.coef_, X, Y)
+    np.testing.assert_array_equal(memory.predict(X), Y)
+
+
+def test_highs_gives_a_storing_matrix_and_a_margin_lower_bound():
+    _skip_if_missing("HIGHS")
+    X, Y = make_associations(8, 10, random_state=_rng(3))
+    frobenius = LinearAssociativeMemory(solver="ECOS").fit(X, Y)
+    highs = LinearAssociativeMemory(solver="HIGHS").fit(X, Y)
+    assert highs.stored_ is True
+    assert highs.solver_ == "HIGHS"
+    m = margins(highs.coef_, X, difference_tensor(Y))
+    assert m.min() == pytest.approx(1.0, abs=TOL["margin"])
+    assert 0 < highs.margin_ <= frobenius.margin_ * (1 + TOL["margin"])
+
+
+def test_repeated_target_is_not_storable():
+    X, Y = make_associations(8, 10, random_state=_rng(4))
+    Y[5] = Y[2]
+    memory = LinearAssociativeMemory(C=100.0)
+    with pytest.warns(StorageWarning, match="cannot all be stored by a linear map"):
+        memory.fit(X, Y)
+
+    assert memory.stored_ is False
+    assert memory.storage_result_.status == "not_storable"
+    assert memory.coef_.shape == (10, 10)
+    assert np.all(np.isfinite(memory.coef_))
+    assert np.linalg.norm(memory.coef_) > 0
+    # The two identical targets tie, every other association is recalled.
+    assert memory.score(X, Y) == pytest.approx(6 / 8)
+    np.testing.assert_array_equal(memory.predict(X), Y)
+    assert memory.margin_ <= 0
+
+
+def test_target_inside_the_hull_is_not_storable():
+    X, Y = make_associations(6, 9, random_state=_rng(14))
+    Y[5] = (Y[0] + Y[1] + Y[2]) / 3
+    memory = LinearAssociativeMemory()
+    with pytest.warns(StorageWarning, match="cannot all be stored by a linear map"):
+        memory.fit(X, Y)
+    assert memory.stored_ is False
+    assert memory.storage_result_.dual_weights is not None
+    assert not _stores_directly(memory.coef_, X, Y)
+
+
+@pytest.mark.parametrize(
+    ("n_features", "n_patterns", "expected"), [(40, 4, True), (8, 60, False)]
+)
+def test_hebbian_storage_matches_numpy(n_features, n_patterns, expected):
+    X, Y = make_associations(n_patterns, n_features, random_state=_rng(5))
+    memory = LinearAssociativeMemory("hebbian")
+    if expected:
+        memory.fit(X, Y)
+    else:
+        with pytest.warns(StorageWarning, match="Hebbian matrix recalls"):
+            memory.fit(X, Y)
+
+    np.testing.assert_allclose(memory.coef_, Y.T @ X)
+    assert memory.stored_ is _stores_directly(Y.T @ X, X, Y)
+    assert memory.stored_ is expected
+    assert memory.storage_result_ is None
+    assert (memory.margin_ > 0) is expected
+    assert (memory.score(X, Y) == 1.0) is expected
+
+
+def test_one_dimensional_targets():
+    rng = _rng(6)
+    X = rng.standard_normal((2, 3))
+    y = np.array([1.5, -0.5])
+    memory = LinearAssociativeMemory().fit(X, y)
+    assert memory.stored_ is True
+    assert memory.coef_.shape == (1, 3)
+    prediction = memory.predict(X)
+    assert prediction.shape == (2,)
+    np.testing.assert_array_equal(prediction, y)
+
+    # With three distinct scalar targets the middle one can never win.
+    X3 = rng.standard_normal((3, 3))
+    with pytest.warns(StorageWarning, match="cannot all be stored"):
+        memory.fit(X3, np.array([0.0, 1.0, 2.0]))
+    assert memory.stored_ is False
+
+
+def test_decision_function_and_predict_agree():
+    X, Y = make_associations(6, 8, random_state=_rng(7))
+    memory = LinearAssociativeMemory().fit(X, Y)
+    X_new = _rng(8).standard_normal((5, 8))
+    scores = memory.decision_function(X_new)
+    assert scores.shape == (5, 6)
+    np.testing.assert_allclose(scores, X_new @ memory.coef_.T @ Y.T)
+    np.testing.assert_array_equal(memory.predict(X_new), Y[np.argmax(scores, axis=1)])
+    np.testing.assert_array_equal(
+        np.argmax(memory.decision_function(X), axis=1), range(6)
+    )
+
+
+def test_score_uses_the_targets_it_is_given():
+    X, Y = make_associations(6, 8, random_state=_rng(9))
+    memory = LinearAssociativeMemory().fit(X, Y)
+    assert memory.score(X, Y) == 1.0
+    # Swapping two targets makes exactly those two associations fail.
+    swapped = Y[[1, 0, 2, 3, 4, 5]]
+    assert memory.score(X, swapped) == pytest.approx(4 / 6)
+    # A repeated target row ties with its copy and is never counted.
+    repeated = Y.copy()
+    repeated[3] = repeated[4]
+    assert memory.score(X, repeated) == pytest.approx(4 / 6)
+
+
+def _data(p=5, d=3):
+    return make_associations(p, d, random_state=_rng(10))
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        pytest.param(
+            lambda X, Y: (np.where(X == X[0, 0], np.nan, X), Y),
+            "Input X contains NaN",
+            id="nan-in-X",
+        ),
+        pytest.param(
+            lambda X, Y: (X, np.where(Y == Y[1, 1], np.nan, Y)),
+            "Input y contains NaN",
+            id="nan-in-y",
+        ),
+        pytest.param(
+            lambda X, Y: (X, np.where(Y == Y[1, 1], np.inf, Y)),
+            "Input y contains infinity",
+            id="inf-in-y",
+        ),
+        pytest.param(
+            lambda X, Y: (X[:, 0], Y), "Expected 2D array, got 1D array", id="1d-X"
+        ),
+        pytest.param(
+            lambda X, Y: (X[:, :, None], Y), "Found array with dim 3", id="3d-X"
+        ),
+        pytest.param(
+            lambda X, Y: (X, Y[:, :, None]), "Found array with dim 3", id="3d-y"
+        ),
+        pytest.param(
+            lambda X, Y: (X, Y[:4]),
+            r"inconsistent numbers of samples: \[5, 4\]",
+            id="row-mismatch",
+        ),
+        pytest.param(
+            lambda X, Y: (X[:1], Y[:1]),
+            r"1 sample\(s\) .* minimum of 2 is required",
+            id="one-pattern",
+        ),
+    ],
+)
+def test_fit_rejects_bad_input(make, match):
+    X, Y = make(*_data())
+    with pytest.raises(ValueError, match=match):
+        LinearAssociativeMemory().fit(X, Y)
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "match"),
+    [
+        (
+            {"rule": "oja"},
+            ValueError,
+            "The rule parameter of LinearAssociativeMemory must be one of "
+            "'max_margin', 'hebbian'; got 'oja'",
+        ),
+        (
+            {"solver": "gurobi"},
+            ValueError,
+            "solver must be one of 'auto', 'ECOS', 'CLARABEL', 'HIGHS', 'SCS' "
+            r"\(case-insensitive\); got 'gurobi'",
+        ),
+        (
+            {"C": -1.0},
+            ValueError,
+            "The C parameter of LinearAssociativeMemory must be a positive finite "
+            "number; got -1.0",
+        ),
+        (
+            {"C": "1"},
+            TypeError,
+            r"The C parameter .* must be a positive finite number; got '1' of type str",
+        ),
+        (
+            {"certificate_tol": float("nan")},
+            ValueError,
+            r"certificate_tol parameter .* positive finite number; got nan",
+        ),
+    ],
+)
+def test_fit_rejects_bad_parameters(params, error, match):
+    X, Y = _data()
+    memory = LinearAssociativeMemory(**params)
+    with pytest.raises(error, match=match):
+        memory.fit(X, Y)
+    assert memory.get_params() == LinearAssociativeMemory(**params).get_params()
+
+
+def test_methods_reject_inputs_of_the_wrong_width():
+    X, Y = make_associations(4, 6, random_state=_rng(11))
+    memory = LinearAssociativeMemory().fit(X, Y)
+    with pytest.raises(ValueError, match=r"X has 5 features, but .* expecting 6"):
+        memory.predict(X[:, :5])
+    with pytest.raises(ValueError, match=r"y has 2 target columns, but .* with 6"):
+        memory.score(X, Y[:, :2])
+
+
+def test_undecided_storage_falls_back_to_soft_margin(monkeypatch):
+    real_decide = assoc_cvx.estimator.decide
+
+    def undecided(*args, **kwargs):
+        result = real_decide(*args, **kwargs)
+        return dataclasses.replace(result, stored=None, status="undecided", W=None)
+
+    monkeypatch.setattr(assoc_cvx.estimator, "decide", undecided)
+    X, Y = make_associations(5, 6, random_state=_rng(12))
+    memory = LinearAssociativeMemory()
+    with pytest.warns(StorageWarning, match="undecided after ECOS"):
+        memory.fit(X, Y)
+    assert memory.stored_ is None
+    assert np.all(np.isfinite(memory.coef_))
+    assert memory.predict(X).shape == Y.shape
+
+
+def test_soft_margin_failure_raises_solver_error(monkeypatch):
+    def failing(program, name, options):
+        return "error", 0.0, 0.0, f"{name} crashed"
+
+    monkeypatch.setattr(assoc_cvx.estimator, "_solve_once", failing)
+    X, Y = make_associations(5, 4, random_state=_rng(13))
+    Y[1] = Y[0]
+    with pytest.raises(SolverError, match="tried ECOS: ECOS crashed"):
+        LinearAssociativeMemory(solver="ECOS").fit(X, Y)
+
+
+def test_docstring_examples_run():
+    failures, tried = doctest.testmod(assoc_cvx.estimator)
+    assert tried > 0
+    assert failures == 0
