@@ -1,6 +1,9 @@
 """Deciding storage: solver choice, status mapping and certificates."""
 
+import functools
 import logging
+import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,10 +23,13 @@ from assoc_cvx.programs import (
 __all__ = [
     "CERTIFICATE_TOL",
     "SOLVERS",
+    "SOLVER_OPTIONS",
     "Attempt",
     "StorageResult",
     "check_storage",
+    "decide",
     "resolve_solvers",
+    "solve_program",
 ]
 
 logger = logging.getLogger(__name__)
@@ -40,7 +46,8 @@ SOLVERS = {"ECOS": "fro", "CLARABEL": "fro", "HIGHS": "max", "SCS": "fro"}
 CERTIFICATE_TOL = 1e-8
 
 _PIP_NAMES = {"ECOS": "ecos", "CLARABEL": "clarabel", "HIGHS": "highspy", "SCS": "scs"}
-_SOLVER_OPTIONS = {
+#: Options each solver gets unless the caller overrides them.
+SOLVER_OPTIONS = {
     "ECOS": {"max_iters": 200},
     "HIGHS": {"highs_options": {"output_flag": False}},
     # SCS's default accuracy (1e-4) leaves certificates far above the cut.
@@ -86,12 +93,15 @@ class StorageResult:
     status : {"stored", "not_storable", "undecided"}
         The same verdict as a string.
     W : ndarray of shape (d, d) or None
-        When stored, the max-margin matrix: the smallest Frobenius norm with
-        every margin ``(y_mu - y_nu)^T W x_mu`` at least one (to solver
-        accuracy; the minimum recomputed margin is exactly one).
+        When stored, a matrix whose smallest recomputed margin
+        ``(y_mu - y_nu)^T W x_mu`` is exactly one. From ECOS, CLARABEL or SCS
+        (Frobenius ball) it is the max-margin matrix, of smallest Frobenius
+        norm, to solver accuracy; from HIGHS (entrywise bound, a linear
+        program) it stores the set but is not of smallest norm.
     margin : float or None
-        When stored, the best normalised margin kappa* (smallest margin of
-        ``W / ||W||_F``), recomputed in float64.
+        When stored, the smallest margin of ``W / ||W||_F``, recomputed in
+        float64: the best normalised margin kappa* to solver accuracy, or
+        only a lower bound on it when the verdict came from HIGHS.
     margin_lower, margin_upper : float
         Bounds on kappa* from the evidence: the recomputed margin of the
         solver's W (lower) and the certificate's ``||A^T lambda|| / sum lambda``
@@ -182,9 +192,53 @@ def _rms_norm(A):
     return scale if scale > 0 else 1.0
 
 
-def _solve_once(program, name, options):
-    """Run one solver; return (status, compile_time, solve_time, error message)."""
+@functools.cache
+def _absorb_highs_banner():
+    """Create one HiGHS solver with stdout closed, once per process.
+
+    highspy prints a copyright banner to stdout the first time a solver is
+    created in a process, whatever the options; a library must not print.
+    """
+    try:
+        import highspy
+    except ImportError:
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def solve_program(program, name, options):
+    """Solve a :class:`StorageProgram` with one solver, catching its failures.
+
+    Parameters
+    ----------
+    program : StorageProgram
+        The program; its variables hold the solution afterwards.
+    name : str
+        An installed cvxpy solver name.
+    options : dict
+        Keyword arguments for ``cvxpy.Problem.solve``.
+
+    Returns
+    -------
+    status : str
+        cvxpy's status, or ``"error"`` when the solver raised.
+    compile_time, solve_time : float
+        Seconds spent by cvxpy compiling and by the solver.
+    message : str
+        The error, or an empty string.
+    """
     problem = program.problem
+    if name == "HIGHS":
+        _absorb_highs_banner()
     t0 = time.perf_counter()
     try:
         with warnings.catch_warnings():
@@ -254,10 +308,10 @@ def decide(
             programs[norm] = scale_free_program(Xs, Ds, norm=norm)
         program = programs[norm]
         options = {
-            **_SOLVER_OPTIONS.get(name, {}),
+            **SOLVER_OPTIONS.get(name, {}),
             **(solver_options or {}).get(name, {}),
         }
-        status, t_compile, t_solve, message = _solve_once(program, name, options)
+        status, t_compile, t_solve, message = solve_program(program, name, options)
         total_compile += t_compile
         total_solve += t_solve
         if status == cp.OPTIMAL:

@@ -10,11 +10,11 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from assoc_cvx.engine import (
-    _SOLVER_OPTIONS,
     CERTIFICATE_TOL,
-    _solve_once,
+    SOLVER_OPTIONS,
     decide,
     resolve_solvers,
+    solve_program,
 )
 from assoc_cvx.exceptions import SolverError, StorageWarning
 from assoc_cvx.programs import difference_tensor, margins, soft_margin_program
@@ -411,8 +411,8 @@ def _soft_margin(X, D, C, solvers):
     program = soft_margin_program(X, D, C=C)
     tried = []
     for name in solvers:
-        status, _, _, message = _solve_once(
-            program, name, _SOLVER_OPTIONS.get(name, {})
+        status, _, _, message = solve_program(
+            program, name, SOLVER_OPTIONS.get(name, {})
         )
         W = program.W.value
         if status == cp.OPTIMAL and W is not None and np.all(np.isfinite(W)):

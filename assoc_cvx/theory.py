@@ -30,7 +30,7 @@ def asymptotic_capacity(n_features):
     --------
     >>> from assoc_cvx.theory import asymptotic_capacity
     >>> round(asymptotic_capacity(10), 2)
-    17.49
+    17.48
     """
     d = check_int(n_features, "n_features")
     c = d * d / 2.0

@@ -37,7 +37,7 @@ def _margins_by_loops(W, X, Y, Z):
 
 
 def _certificate_norm(weights, X, Y, Z):
-    """||sum lambda_i a_i|| with rows a_i = kron(y_mu - rival, x_mu), built row by row."""
+    """Norm of sum_i lambda_i a_i, rows a_i = kron(y_mu - rival, x_mu) one by one."""
     p = X.shape[0]
     total = np.zeros(X.shape[1] * Y.shape[1])
     for mu in range(p):
@@ -220,7 +220,7 @@ def test_missing_solver_names_the_installed_ones(monkeypatch):
 
 def _faulty(fault, bad_solver="ECOS"):
     """Wrap the engine's solve step so that one solver misbehaves."""
-    original = engine._solve_once
+    original = engine.solve_program
 
     def solve_once(program, name, options):
         if name != bad_solver:
@@ -243,7 +243,7 @@ def _faulty(fault, bad_solver="ECOS"):
 
 @pytest.mark.parametrize("fault", ["raises", "inaccurate", "wrong_w"])
 def test_misbehaving_solver_falls_back_on_a_storable_instance(monkeypatch, fault):
-    monkeypatch.setattr(engine, "_solve_once", _faulty(fault))
+    monkeypatch.setattr(engine, "solve_program", _faulty(fault))
     X, Y = make_associations(6, 6, random_state=8)
     result = check_storage(X, Y, solver="ECOS")
     assert result.attempts[0].solver == "ECOS"
@@ -254,7 +254,7 @@ def test_misbehaving_solver_falls_back_on_a_storable_instance(monkeypatch, fault
 
 @pytest.mark.parametrize("fault", ["raises", "inaccurate", "wrong_duals"])
 def test_misbehaving_solver_never_gives_a_wrong_no(monkeypatch, fault):
-    monkeypatch.setattr(engine, "_solve_once", _faulty(fault))
+    monkeypatch.setattr(engine, "solve_program", _faulty(fault))
     X, Y = make_associations(5, 8, random_state=3)
     X[2] = X[0]
     with pytest.warns(SolverWarning, match="undecided after ECOS"):

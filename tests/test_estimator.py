@@ -315,7 +315,7 @@ def test_soft_margin_failure_raises_solver_error(monkeypatch):
     def failing(program, name, options):
         return "error", 0.0, 0.0, f"{name} crashed"
 
-    monkeypatch.setattr(assoc_cvx.estimator, "_solve_once", failing)
+    monkeypatch.setattr(assoc_cvx.estimator, "solve_program", failing)
     X, Y = make_associations(5, 4, random_state=_rng(13))
     Y[1] = Y[0]
     with pytest.raises(SolverError, match="tried ECOS: ECOS crashed"):
