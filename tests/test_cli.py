@@ -91,3 +91,25 @@ def test_bad_command_line_gives_one_line_error(argv, match, capsys):
     err = capsys.readouterr().err
     assert match in err
     assert "Traceback" not in err
+
+
+def test_benchmark_quick_profile_writes_csv(tmp_path):
+    from pathlib import Path
+
+    import pandas as pd
+
+    script = Path(__file__).parents[1] / "benchmarks" / "bench_check_storage.py"
+    out = tmp_path / "bench.csv"
+    done = subprocess.run(
+        [sys.executable, str(script), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out)
+    assert set(table["constraints"]) == {"coupled", "decoupled"}
+    assert (table["agreement"] == "agree").all()
+    assert (table["wall_time"] > 0).all()
+    assert out.with_suffix(".json").exists()
