@@ -1,10 +1,25 @@
 """Input checks shared by the public functions."""
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 
-__all__ = ["check_competitors", "check_int", "check_option", "check_patterns"]
+__all__ = [
+    "MAX_ABS",
+    "MIN_ABS",
+    "check_competitors",
+    "check_int",
+    "check_option",
+    "check_patterns",
+    "check_positive",
+    "check_row_scale",
+]
+
+#: Nonzero rows of patterns must have their largest entry in [MIN_ABS, MAX_ABS]
+#: so that every margin, and the max-margin W, stays a normal float64.
+MIN_ABS = 1e-100
+MAX_ABS = 1e100
 
 
 def check_int(value, name, *, minimum=1):
@@ -19,6 +34,18 @@ def check_int(value, name, *, minimum=1):
     return int(value)
 
 
+def check_positive(value, name):
+    """Return ``value`` as a float, or raise unless it is a positive finite number."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(
+            f"{name} must be a positive finite number; got {value!r} "
+            f"of type {type(value).__name__}."
+        )
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number; got {value!r}.")
+    return float(value)
+
+
 def check_option(value, name, options):
     """Raise unless ``value`` is one of the strings in ``options``."""
     if not isinstance(value, str) or value not in options:
@@ -28,9 +55,17 @@ def check_option(value, name, options):
 
 
 def _finite_float_array(a, name, ndim):
+    if sp.issparse(a):
+        raise TypeError(
+            f"{name} must be a dense array; got a sparse {type(a).__name__} "
+            "(convert it with .toarray())."
+        )
     try:
-        arr = np.asarray(a, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+        arr = np.asarray(a)
+        if np.iscomplexobj(arr):
+            raise TypeError(f"{name} must be real; got complex values.")
+        arr = np.asarray(arr, dtype=np.float64)
+    except (ValueError, OverflowError) as exc:
         raise TypeError(f"{name} must be an array of real numbers: {exc}") from None
     if arr.ndim != ndim:
         raise ValueError(
@@ -41,38 +76,48 @@ def _finite_float_array(a, name, ndim):
     return arr
 
 
-def check_patterns(X, Y, *, same_shape=True):
-    """Validate inputs ``X`` (p, d_in) and targets ``Y`` (p, d_out).
+def check_row_scale(A, name):
+    """Raise if a nonzero row of ``A`` has entries too small or too large.
 
-    Returns float64 copies-or-views. With ``same_shape`` the two must have the
-    same shape, as in the square storage problem.
+    Storage does not depend on the scale of the patterns, but margins of
+    patterns near the ends of the float64 range under- or overflow.
     """
-    X = _finite_float_array(X, "X", 2)
-    Y = _finite_float_array(Y, "Y", 2)
-    if same_shape and X.shape != Y.shape:
+    peak = np.max(np.abs(A), axis=-1, initial=0.0)
+    bad = (peak > 0) & ((peak < MIN_ABS) | (peak > MAX_ABS))
+    if np.any(bad):
+        value = peak[bad].flat[0]
+        raise ValueError(
+            f"{name} has a row whose largest entry is {value:.3g}, outside "
+            f"[{MIN_ABS:g}, {MAX_ABS:g}]; rescale it (storage does not depend "
+            "on the scale of a pattern)."
+        )
+    return A
+
+
+def check_patterns(X, Y):
+    """Validate inputs ``X`` and targets ``Y``, both of shape (p, d).
+
+    Returns float64 arrays.
+    """
+    X = check_row_scale(_finite_float_array(X, "X", 2), "X")
+    Y = check_row_scale(_finite_float_array(Y, "Y", 2), "Y")
+    if X.shape != Y.shape:
         raise ValueError(
             "X and Y must have the same shape (n_patterns, n_features); "
             f"got X {X.shape} and Y {Y.shape}."
-        )
-    if X.shape[0] != Y.shape[0]:
-        raise ValueError(
-            "X and Y must have the same number of rows (patterns); "
-            f"got {X.shape[0]} and {Y.shape[0]}."
         )
     if X.shape[0] < 2:
         raise ValueError(
             f"At least 2 patterns are needed to compare targets; got {X.shape[0]}."
         )
-    if X.shape[1] < 1 or Y.shape[1] < 1:
-        raise ValueError(
-            f"X and Y need at least one feature; got X {X.shape} and Y {Y.shape}."
-        )
+    if X.shape[1] < 1:
+        raise ValueError(f"X and Y need at least one feature; got shape {X.shape}.")
     return X, Y
 
 
 def check_competitors(Z, n_patterns, n_features):
     """Validate a competitor tensor of shape (n_patterns, K, n_features)."""
-    Z = _finite_float_array(Z, "competitors", 3)
+    Z = check_row_scale(_finite_float_array(Z, "competitors", 3), "competitors")
     if Z.shape[0] != n_patterns or Z.shape[2] != n_features or Z.shape[1] < 1:
         raise ValueError(
             "competitors must have shape (n_patterns, n_competitors, n_features) "

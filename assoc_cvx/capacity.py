@@ -12,6 +12,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from scipy.stats import quantile_test
 from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
 
 from assoc_cvx._validation import check_int, check_option
 from assoc_cvx.engine import CERTIFICATE_TOL, decide, resolve_solvers
@@ -484,8 +485,6 @@ def find_capacity(
         pool = NestedPool(d, constraints, distribution, seeds[i])
         args = (i, pool, solvers, float(certificate_tol), guess, p_max)
         todo.append((*args, known.get(i, {})))
-
-    from tqdm.auto import tqdm
 
     bar = tqdm(
         total=n_instances,
