@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import cvxpy as cp
 import numpy as np
 
-from assoc_cvx._validation import check_competitors, check_patterns
+from assoc_cvx._validation import check_competitors, check_patterns, check_positive
 from assoc_cvx.exceptions import SolverError, SolverWarning
 from assoc_cvx.programs import (
     certificate_matrix,
@@ -25,6 +25,7 @@ __all__ = [
     "SOLVERS",
     "SOLVER_OPTIONS",
     "Attempt",
+    "SolverRun",
     "StorageResult",
     "check_storage",
     "decide",
@@ -38,13 +39,18 @@ logger = logging.getLogger(__name__)
 #: with the norm ball each one is given (HiGHS solves linear programs only).
 SOLVERS = {"ECOS": "fro", "CLARABEL": "fro", "HIGHS": "max", "SCS": "fro"}
 
-#: Default cut on the certificate bound of the best normalised margin, in units
-#: of data rescaled to unit root-mean-square row norm. At threshold instances
-#: (d <= 40) storable ones have kappa* >= 2.7e-5, while unstorable ones give
-#: bounds of 1e-13 to 1e-15 with ECOS and HiGHS and 1e-9 to 4e-9 with Clarabel
-#: at its default tolerances (tighter ones make it end "inaccurate").
+#: Default cut on the certificate bound of the best normalised margin of the
+#: preconditioned instance (whitened, unit-norm rows; see check_storage). At
+#: threshold instances (d <= 40) storable ones have kappa* >= 2.7e-5, while
+#: unstorable ones give bounds of 1e-13 to 1e-15 with ECOS and HiGHS and 1e-9
+#: to 4e-9 with Clarabel at its default tolerances (tighter ones make it end
+#: "inaccurate").
 CERTIFICATE_TOL = 1e-8
 
+#: cvxpy keywords that would change the program or the solver chosen.
+_RESERVED_OPTIONS = frozenset(
+    {"solver", "gp", "qcp", "method", "requires_grad", "enforce_dpp", "ignore_dpp"}
+)
 _PIP_NAMES = {"ECOS": "ecos", "CLARABEL": "clarabel", "HIGHS": "highspy", "SCS": "scs"}
 #: Options each solver gets unless the caller overrides them.
 SOLVER_OPTIONS = {
@@ -56,13 +62,37 @@ SOLVER_OPTIONS = {
 
 
 @dataclass(frozen=True)
+class SolverRun:
+    """What one call of a solver on a program returned.
+
+    Attributes
+    ----------
+    status : str
+        cvxpy's status, or ``"error"`` when the solver raised.
+    compile_time, solve_time : float
+        Seconds spent by cvxpy compiling and by the solver.
+    message : str
+        The solver's error, or an empty string.
+    """
+
+    status: str
+    compile_time: float
+    solve_time: float
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class Attempt:
-    """One solver's try at an instance.
+    """One solver's try at an instance, in one formulation.
 
     Attributes
     ----------
     solver : str
         Solver name.
+    formulation : {"plain", "preconditioned"}
+        ``"plain"``: the data as given (up to one global scale).
+        ``"preconditioned"``: inputs and difference vectors whitened and
+        normalised row by row, tried when the plain one is undecided.
     solver_status : str
         The status cvxpy reported, or ``"error"`` when the solver raised.
     verdict : {"stored", "not_storable", "undecided"}
@@ -74,6 +104,7 @@ class Attempt:
     """
 
     solver: str
+    formulation: str
     solver_status: str
     verdict: str
     compile_time: float
@@ -94,18 +125,24 @@ class StorageResult:
         The same verdict as a string.
     W : ndarray of shape (d, d) or None
         When stored, a matrix whose smallest recomputed margin
-        ``(y_mu - y_nu)^T W x_mu`` is exactly one. From ECOS, CLARABEL or SCS
-        (Frobenius ball) it is the max-margin matrix, of smallest Frobenius
-        norm, to solver accuracy; from HIGHS (entrywise bound, a linear
-        program) it stores the set but is not of smallest norm.
+        ``(y_mu - y_nu)^T W x_mu`` is one. It is the max-margin matrix (of
+        smallest Frobenius norm) to solver accuracy when ``max_margin`` is
+        True; otherwise it stores the set but need not be of smallest norm.
+    max_margin : bool
+        Whether ``W`` is the max-margin matrix: the verdict came from a
+        Frobenius-ball solver (ECOS, CLARABEL, SCS) on the plain formulation.
     margin : float or None
         When stored, the smallest margin of ``W / ||W||_F``, recomputed in
-        float64: the best normalised margin kappa* to solver accuracy, or
-        only a lower bound on it when the verdict came from HIGHS.
+        float64: the best normalised margin kappa* to solver accuracy when
+        ``max_margin`` is True, else a lower bound on it.
     margin_lower, margin_upper : float
         Bounds on kappa* from the evidence: the recomputed margin of the
-        solver's W (lower) and the certificate's ``||A^T lambda|| / sum lambda``
-        (upper). NaN where the solver gave nothing to compute them from.
+        solver's W (lower) and ``||A^T lambda||_F / sum(lambda)`` for the dual
+        weights (upper). NaN where the solver gave nothing to compute them from.
+    certificate : float
+        The bound compared with ``certificate_tol``: that of the dual weights
+        on the preconditioned instance (see :func:`check_storage`). NaN when
+        there were no dual weights.
     dual_weights : ndarray of shape (p, K) or None
         When not storable, the certificate lambda >= 0 (summing to one) over
         the margin constraints, ``[mu, k]`` for competitor k of input mu.
@@ -119,15 +156,17 @@ class StorageResult:
     compile_time, solve_time : float
         Seconds, summed over every attempt.
     attempts : tuple of Attempt
-        Every solver tried, in order.
+        Every solver and formulation tried, in order.
     """
 
     stored: bool | None
     status: str
     W: np.ndarray | None
+    max_margin: bool
     margin: float | None
     margin_lower: float
     margin_upper: float
+    certificate: float
     dual_weights: np.ndarray | None
     constraints: str
     solver: str | None
@@ -145,7 +184,7 @@ class StorageResult:
         )
 
 
-def resolve_solvers(solver, *, fallback=True):
+def resolve_solvers(solver: str, *, fallback: bool = True) -> list[str]:
     """Return the solver names to try, in order.
 
     Parameters
@@ -155,6 +194,11 @@ def resolve_solvers(solver, *, fallback=True):
     fallback : bool, default=True
         Append the other installed solvers, to be tried when one is undecided.
 
+    Returns
+    -------
+    names : list of str
+        Canonical (upper-case) names of installed solvers.
+
     Raises
     ------
     ValueError
@@ -162,6 +206,8 @@ def resolve_solvers(solver, *, fallback=True):
     SolverError
         For a valid solver that is not installed.
     """
+    if not isinstance(fallback, bool):
+        raise TypeError(f"fallback must be True or False; got {fallback!r}.")
     installed = [s for s in SOLVERS if s in cp.installed_solvers()]
     valid = ("auto", *SOLVERS)
     if not isinstance(solver, str) or solver.upper() not in {v.upper() for v in valid}:
@@ -187,24 +233,26 @@ def resolve_solvers(solver, *, fallback=True):
     return [name] + [s for s in installed if s != name]
 
 
-def _rms_norm(A):
-    scale = float(np.sqrt(np.mean(np.sum(A * A, axis=-1))))
-    return scale if scale > 0 else 1.0
-
-
 @functools.cache
 def _absorb_highs_banner():
     """Create one HiGHS solver with stdout closed, once per process.
 
     highspy prints a copyright banner to stdout the first time a solver is
     created in a process, whatever the options; a library must not print.
+    File descriptor 1 is swapped for the duration, so a thread writing to
+    stdout at that moment loses its output.
     """
     try:
         import highspy
     except ImportError:
         return
-    sys.stdout.flush()
-    saved = os.dup(1)
+    if sys.stdout is not None:
+        sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # stdout closed: nothing to protect
+        highspy.Highs()
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 1)
@@ -215,8 +263,10 @@ def _absorb_highs_banner():
         os.close(devnull)
 
 
-def solve_program(program, name, options):
-    """Solve a :class:`StorageProgram` with one solver, catching its failures.
+def solve_program(program, name: str, options: dict) -> SolverRun:
+    """Solve a :class:`~assoc_cvx.programs.StorageProgram` with one solver.
+
+    Solver failures are caught and reported in the returned status.
 
     Parameters
     ----------
@@ -229,12 +279,14 @@ def solve_program(program, name, options):
 
     Returns
     -------
-    status : str
-        cvxpy's status, or ``"error"`` when the solver raised.
-    compile_time, solve_time : float
-        Seconds spent by cvxpy compiling and by the solver.
-    message : str
-        The error, or an empty string.
+    run : SolverRun
+        Status, timings and error message.
+
+    Raises
+    ------
+    ValueError
+        When the solver rejects the options (an unknown keyword or a value of
+        the wrong type).
     """
     problem = program.problem
     if name == "HIGHS":
@@ -247,38 +299,132 @@ def solve_program(program, name, options):
             problem.solve(solver=name, **options)
     except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
         wall = time.perf_counter() - t0
-        return "error", 0.0, wall, f"{type(exc).__name__}: {exc}"
+        return SolverRun("error", 0.0, wall, f"{type(exc).__name__}: {exc}")
+    except TypeError as exc:
+        raise ValueError(f"{name} rejected the options {options}: {exc}") from exc
     wall = time.perf_counter() - t0
     compile_time = float(getattr(problem, "compilation_time", None) or 0.0)
     solve_time = problem.solver_stats.solve_time if problem.solver_stats else None
     if solve_time is None:
         solve_time = max(wall - compile_time, 0.0)
-    return problem.status, compile_time, float(solve_time), ""
+    return SolverRun(problem.status, compile_time, float(solve_time))
 
 
-def _evidence(program, X, D, tol):
-    """Bounds on kappa* (scaled units) from the primal W and the dual weights."""
-    lower = upper = np.nan
-    W = program.W.value
-    W_unit = None
-    if W is not None and np.all(np.isfinite(W)):
+def _robust_rms(A):
+    """Root-mean-square row norm of ``A``, computed without over- or underflow."""
+    peak = float(np.max(np.abs(A), initial=0.0))
+    if peak == 0:
+        return 1.0
+    B = A / peak
+    return peak * float(np.sqrt(np.mean(np.sum(B * B, axis=-1))))
+
+
+def _whitening(A):
+    """Matrix M of shape (d, r) such that ``A @ M`` has orthonormal columns.
+
+    r is the numerical rank of ``A`` (n, d). ``x -> M^T x`` is one-to-one on
+    the row space of ``A``, so it preserves which margins can be positive.
+    """
+    _, s, Vt = np.linalg.svd(A, full_matrices=False)
+    if s.size == 0 or s[0] == 0:
+        return np.zeros((A.shape[1], 0))
+    keep = s > s[0] * max(A.shape) * np.finfo(np.float64).eps
+    return Vt[keep].T / s[keep]
+
+
+def _unit_rows(A):
+    norms = np.linalg.norm(A, axis=-1)
+    return A / np.where(norms > 0, norms, 1.0)[..., None], norms
+
+
+class _Instance:
+    """One storage instance in its two formulations, and the evidence checks.
+
+    Plain: ``X`` and ``D`` divided by their root-mean-square row norms. The
+    same W stores both, and margins differ by the factor ``scale``.
+
+    Preconditioned: inputs mapped by a whitening ``Mx`` and difference vectors
+    by ``Ny``, then every row normalised. Storability is unchanged (a W' of
+    the new instance gives ``W = Ny W' Mx^T`` for the plain one), but the
+    geometry no longer depends on the units of single features or patterns,
+    so a certificate bound on it is a meaningful test of "not storable".
+    """
+
+    def __init__(self, X, D):
+        sx, sy = _robust_rms(X), _robust_rms(D)
+        self.X, self.D = X / sx, D / sy
+        self.scale = sx * sy
+        self._pre = None
+
+    def preconditioned(self):
+        if self._pre is None:
+            p, K, d_out = self.D.shape
+            Mx = _whitening(self.X)
+            Ny = _whitening(self.D.reshape(p * K, d_out))
+            Xp, nx = _unit_rows(self.X @ Mx)
+            Dp, nd = _unit_rows(self.D @ Ny)
+            # A zero row stays zero in both formulations: any weight on it is
+            # an exact certificate, so its scale is set to one.
+            row_scale = nd * nx[:, None]
+            row_scale = np.where(row_scale > 0, row_scale, 1.0)
+            self._pre = (Mx, Ny, Xp, Dp, row_scale)
+        return self._pre
+
+    def certificate(self, weights):
+        """Upper bounds on kappa*, plain and preconditioned, from weights >= 0."""
+        G = certificate_matrix(weights, self.X, self.D)
+        Mx, Ny, _, _, row_scale = self.preconditioned()
+        bound = np.linalg.norm(Ny.T @ G @ Mx) / np.sum(weights * row_scale)
+        return float(np.linalg.norm(G)), float(bound)
+
+    def lower_bound(self, W):
+        """Smallest margin of ``W / ||W||_F`` (plain units), or NaN."""
+        if W is None or not np.all(np.isfinite(W)):
+            return np.nan, None
         norm = np.linalg.norm(W)
-        if norm > 0:
-            W_unit = W / norm
-            lower = float(margins(W_unit, X, D).min())
+        if norm == 0:
+            return np.nan, None
+        W_unit = W / norm
+        return float(margins(W_unit, self.X, self.D).min()), W_unit
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    verdict: str
+    lower: float = np.nan
+    upper: float = np.nan
+    certificate: float = np.nan
+    W_unit: np.ndarray | None = None
+    weights: np.ndarray | None = None
+
+
+def _evidence(instance, formulation, program, tol):
+    """Read the verdict off a solved program, checking everything in numpy."""
+    W = program.W.value
     lam = program.margin_constraint.dual_value
+    pre = formulation == "preconditioned"
+    if pre and W is not None:
+        Mx, Ny, *_ = instance.preconditioned()
+        W = Ny @ W @ Mx.T
+    lower, W_unit = instance.lower_bound(W)
     weights = None
+    upper = certificate = np.nan
     if lam is not None and np.all(np.isfinite(lam)):
         lam = np.clip(np.asarray(lam, dtype=np.float64), 0.0, None)
+        lam = lam.reshape(instance.D.shape[:2])
+        if pre:  # weights on preconditioned rows -> weights on plain rows
+            lam = lam / instance.preconditioned()[4]
         total = lam.sum()
         if total > 0:
-            weights = (lam / total).reshape(D.shape[:2])
-            upper = float(np.linalg.norm(certificate_matrix(weights, X, D)))
+            weights = lam / total
+            upper, certificate = instance.certificate(weights)
     if lower > 0:
-        return "stored", lower, upper, W_unit, weights
-    if upper <= tol:
-        return "not_storable", lower, upper, W_unit, weights
-    return "undecided", lower, upper, W_unit, weights
+        verdict = "stored"
+    elif certificate <= tol:
+        verdict = "not_storable"
+    else:
+        verdict = "undecided"
+    return _Evidence(verdict, lower, upper, certificate, W_unit, weights)
 
 
 def decide(
@@ -289,74 +435,106 @@ def decide(
     constraints,
     certificate_tol=CERTIFICATE_TOL,
     solver_options=None,
-):
+) -> StorageResult:
     """Decide storage of the set with inputs ``X`` and difference tensor ``D``.
 
-    Works for rectangular W (``X`` of shape (p, d_in), ``D`` of shape
-    (p, K, d_out)); inputs are assumed validated. See :func:`check_storage`.
+    The engine behind :func:`check_storage`, for validated input; it also
+    serves rectangular W and issues no warning.
+
+    Parameters
+    ----------
+    X : ndarray of shape (p, d_in)
+        Inputs, validated.
+    D : ndarray of shape (p, K, d_out)
+        Difference vectors (see :func:`~assoc_cvx.programs.difference_tensor`).
+    solvers : list of str
+        Canonical solver names to try in order (see :func:`resolve_solvers`).
+    constraints : {"coupled", "decoupled"}
+        Recorded in the result.
+    certificate_tol : float, default=1e-8
+        Cut on the preconditioned certificate bound.
+    solver_options : dict, default=None
+        Keyword arguments by canonical solver name.
+
+    Returns
+    -------
+    result : StorageResult
     """
-    sx, sy = _rms_norm(X), _rms_norm(D)
-    Xs, Ds = X / sx, D / sy
-    scale = sx * sy
+    instance = _Instance(X, D)
     programs = {}
     attempts = []
     total_compile = total_solve = 0.0
-    last = None
     for name in solvers:
-        norm = SOLVERS[name]
-        if norm not in programs:
-            programs[norm] = scale_free_program(Xs, Ds, norm=norm)
-        program = programs[norm]
         options = {
             **SOLVER_OPTIONS.get(name, {}),
             **(solver_options or {}).get(name, {}),
         }
-        status, t_compile, t_solve, message = solve_program(program, name, options)
-        total_compile += t_compile
-        total_solve += t_solve
-        if status == cp.OPTIMAL:
-            verdict, lower, upper, W_unit, weights = _evidence(
-                program, Xs, Ds, certificate_tol
-            )
-            if verdict == "undecided":
-                message = (
-                    f"margin bounds [{lower:.3g}, {upper:.3g}] do not decide "
-                    f"(certificate cut {certificate_tol:g})"
+        for formulation in ("plain", "preconditioned"):
+            key = (formulation, SOLVERS[name])
+            if key not in programs:
+                if formulation == "plain":
+                    Xf, Df = instance.X, instance.D
+                else:
+                    _, _, Xf, Df, _ = instance.preconditioned()
+                programs[key] = scale_free_program(Xf, Df, norm=SOLVERS[name])
+            run = solve_program(programs[key], name, options)
+            total_compile += run.compile_time
+            total_solve += run.solve_time
+            message = run.message
+            if run.status == cp.OPTIMAL:
+                evidence = _evidence(
+                    instance, formulation, programs[key], certificate_tol
                 )
-        else:
-            verdict, lower, upper, W_unit, weights = (
-                "undecided",
-                np.nan,
-                np.nan,
-                None,
-                None,
+                if evidence.verdict == "undecided":
+                    message = (
+                        f"margin bounds [{evidence.lower:.3g}, {evidence.upper:.3g}]"
+                        f", certificate {evidence.certificate:.3g} > cut "
+                        f"{certificate_tol:g}"
+                    )
+            else:
+                evidence = _Evidence("undecided")
+                message = message or f"status {run.status!r} is not trusted"
+            attempts.append(
+                Attempt(
+                    name,
+                    formulation,
+                    run.status,
+                    evidence.verdict,
+                    run.compile_time,
+                    run.solve_time,
+                    message,
+                )
             )
-            message = message or f"status {status!r} is not trusted"
-        attempts.append(Attempt(name, status, verdict, t_compile, t_solve, message))
-        last = (name, status, verdict, lower, upper, W_unit, weights)
-        if verdict != "undecided":
+            if evidence.verdict != "undecided":
+                break
+            logger.info("%s (%s) undecided: %s", name, formulation, message)
+        if evidence.verdict != "undecided":
             break
-        logger.info("%s undecided on a (%d, %d) instance: %s", name, *X.shape, message)
-    name, status, verdict, lower, upper, W_unit, weights = last
+    last = attempts[-1]
     W = margin = None
-    if verdict == "stored":
-        margin = lower * scale
-        W = W_unit / margin
-    else:
-        W_unit = None
-    if verdict != "not_storable":
-        weights = None
+    weights = None
+    if evidence.verdict == "stored":
+        margin = evidence.lower * instance.scale
+        W = evidence.W_unit / margin
+    elif evidence.verdict == "not_storable":
+        weights = evidence.weights
     return StorageResult(
-        stored={"stored": True, "not_storable": False}.get(verdict),
-        status=verdict,
+        stored={"stored": True, "not_storable": False}.get(evidence.verdict),
+        status=evidence.verdict,
         W=W,
+        max_margin=(
+            evidence.verdict == "stored"
+            and last.formulation == "plain"
+            and SOLVERS[last.solver] == "fro"
+        ),
         margin=margin,
-        margin_lower=lower * scale,
-        margin_upper=upper * scale,
+        margin_lower=evidence.lower * instance.scale,
+        margin_upper=evidence.upper * instance.scale,
+        certificate=evidence.certificate,
         dual_weights=weights,
         constraints=constraints,
-        solver=name,
-        solver_status=status,
+        solver=last.solver,
+        solver_status=last.solver_status,
         compile_time=total_compile,
         solve_time=total_solve,
         attempts=tuple(attempts),
@@ -368,11 +546,11 @@ def check_storage(
     Y,
     *,
     competitors=None,
-    solver="auto",
-    fallback=True,
-    certificate_tol=CERTIFICATE_TOL,
-    solver_options=None,
-):
+    solver: str = "auto",
+    fallback: bool = True,
+    certificate_tol: float = CERTIFICATE_TOL,
+    solver_options: dict | None = None,
+) -> StorageResult:
     r"""Decide whether a linear map can store every association exactly.
 
     Parameters
@@ -394,8 +572,7 @@ def check_storage(
         solvers before giving up.
     certificate_tol : float, default=1e-8
         "Not storable" needs dual weights whose bound on the best normalised
-        margin is at most this, in units of data rescaled to unit
-        root-mean-square row norm.
+        margin of the preconditioned instance (see Notes) is at most this.
     solver_options : dict, default=None
         Extra keyword arguments per solver name, passed to
         ``cvxpy.Problem.solve``, e.g. ``{"ECOS": {"max_iters": 500}}``.
@@ -409,8 +586,11 @@ def check_storage(
     ------
     ValueError
         Bad input: NaN or infinity, wrong dimensions, X and Y of different
-        shapes, fewer than 2 patterns, competitors of the wrong shape, an
-        unknown solver name.
+        shapes, fewer than 2 patterns, competitors of the wrong shape, rows
+        whose entries are below 1e-100 or above 1e100 in size, an unknown
+        solver name, options a solver rejects.
+    TypeError
+        Non-numeric, complex or sparse patterns; parameters of the wrong type.
     SolverError
         The requested solver is not installed.
 
@@ -440,22 +620,37 @@ def check_storage(
     constraint rows. Each verdict carries evidence checked in numpy, never
     the solver's word alone:
 
-    - stored: the solver's W, rescaled to unit norm, has every margin
-      recomputed in float64 positive;
-    - not storable: the dual weights lambda (nonnegative, summing to one) give
-      ``||A^T lambda||_F <= certificate_tol``, an upper bound on kappa*
-      (Gordan's theorem). Strictly this certifies kappa* <= certificate_tol:
-      a set stored only with a smaller normalised margin is reported as not
-      storable;
+    - stored: the solver's W has every margin, recomputed in float64,
+      positive;
+    - not storable: dual weights lambda >= 0 over the margin rows certify
+      (Gordan's theorem) that the best normalised margin of the
+      preconditioned instance is at most ``certificate_tol``;
     - anything else, including a status of ``optimal_inaccurate``, is
-      undecided and the next solver is tried.
+      undecided.
+
+    Each solver first gets the *plain* program, on the data divided by their
+    root-mean-square row norms. When that is undecided it gets the
+    *preconditioned* program: inputs and difference vectors whitened (an
+    invertible map on their span, found by SVD) and every row normalised.
+    Neither change alters which sets can be stored, but the second makes the
+    geometry independent of the units of single features or patterns: a
+    storable set whose plain margin is tiny only because one input is 1e-8
+    times the others, or one feature is in other units, is found storable
+    there. When that too is undecided, the next installed solver is tried.
+    Strictly, "not storable" certifies a preconditioned kappa* below
+    ``certificate_tol``; at threshold instances storable sets have kappa*
+    above 1e-5 (d <= 40), unstorable ones certificates of 1e-9 or less.
 
     The returned W is the max-margin matrix (minimum Frobenius norm with every
     margin at least one), obtained as the scale-free optimum divided by
     kappa*: the two programs have the same solution up to that scale, and the
     scale-free one stays well conditioned near capacity where the other does
-    not. The problem is solved after rescaling X and Y to unit
-    root-mean-square row norm, so the verdict does not depend on their scale.
+    not. When the verdict came from HIGHS (entrywise bound on W) or from the
+    preconditioned program, W stores the set but is not of minimum norm;
+    ``result.max_margin`` says which.
+
+    ECOS and SCS catch Ctrl-C inside a solve and return a failure, which
+    counts as undecided: press it again during the next solve to stop.
 
     Examples
     --------
@@ -472,17 +667,14 @@ def check_storage(
     if competitors is not None:
         competitors = check_competitors(competitors, p, d)
     names = resolve_solvers(solver, fallback=fallback)
-    if not (isinstance(certificate_tol, int | float) and certificate_tol > 0):
-        raise ValueError(
-            f"certificate_tol must be a positive number; got {certificate_tol!r}."
-        )
+    certificate_tol = check_positive(certificate_tol, "certificate_tol")
     D = difference_tensor(Y, competitors)
     result = decide(
         X,
         D,
         solvers=names,
         constraints="coupled" if competitors is None else "decoupled",
-        certificate_tol=float(certificate_tol),
+        certificate_tol=certificate_tol,
         solver_options=_check_solver_options(solver_options),
     )
     if result.stored is None:
@@ -516,6 +708,12 @@ def _check_solver_options(solver_options):
         if not isinstance(value, dict):
             raise TypeError(
                 f"solver_options[{key!r}] must be a dict of keyword arguments."
+            )
+        reserved = sorted(set(value) & _RESERVED_OPTIONS)
+        if reserved:
+            raise ValueError(
+                f"solver_options[{key!r}] sets {', '.join(reserved)}, which "
+                "assoc_cvx controls; pass only the solver's own settings."
             )
         out[name] = value
     return out

@@ -1,5 +1,6 @@
 """Storage verdicts, their evidence, and the engine's handling of solvers."""
 
+import dataclasses
 import warnings
 
 import cvxpy as cp
@@ -226,10 +227,10 @@ def _faulty(fault, bad_solver="ECOS"):
         if name != bad_solver:
             return original(program, name, options)
         if fault == "raises":
-            return "error", 0.0, 0.0, "SolverError: injected"
+            return engine.SolverRun("error", 0.0, 0.0, "SolverError: injected")
         out = original(program, name, options)
         if fault == "inaccurate":
-            return (cp.OPTIMAL_INACCURATE, *out[1:])
+            return dataclasses.replace(out, status=cp.OPTIMAL_INACCURATE)
         if fault == "wrong_w":
             program.W.value = -program.W.value
         if fault == "wrong_duals":
@@ -341,3 +342,74 @@ def test_bad_options_raise(kwargs, error, match):
     X, Y = make_associations(3, 3, random_state=0)
     with pytest.raises(error, match=match):
         check_storage(X, Y, **kwargs)
+
+
+# --- badly conditioned but storable data (found storable via preconditioning) --
+
+
+def _badly_conditioned(kind):
+    X, Y = make_associations(6, 5, random_state=12)
+    if kind == "tiny_input":
+        X[0] *= 1e-8
+    elif kind == "feature_units":
+        X[:, 0] *= 1e8
+    elif kind == "close_targets":
+        Y[1] = Y[0] + 1e-8 * (Y[1] - Y[0])
+    return X, Y
+
+
+@pytest.mark.parametrize("kind", ["tiny_input", "feature_units", "close_targets"])
+def test_badly_conditioned_storable_sets_are_found_storable(kind):
+    X, Y = make_associations(6, 5, random_state=12)
+    assert check_storage(X, Y).stored is True
+    Xb, Yb = _badly_conditioned(kind)
+    result = check_storage(Xb, Yb, solver="ECOS", fallback=False)
+    assert result.stored is True
+    assert result.max_margin is (result.attempts[-1].formulation == "plain")
+    assert _margins_by_loops(result.W, Xb, Yb, None).min() > 0
+
+
+def test_plain_verdicts_return_the_max_margin_matrix():
+    X, Y = make_associations(6, 5, random_state=12)
+    result = check_storage(X, Y, solver="ECOS")
+    assert result.max_margin is True
+    assert [a.formulation for a in result.attempts] == ["plain"]
+    # any dual weights bound kappa* from above, any W from below
+    assert result.margin_upper >= result.margin_lower > 0
+    assert result.certificate > 0
+
+
+@pytest.mark.parametrize("factor", [1e-160, 1e154])
+def test_patterns_beyond_float64_margins_raise(factor):
+    X, Y = make_associations(4, 4, random_state=0)
+    with pytest.raises(ValueError, match=r"outside \[1e-100, 1e\+100\]"):
+        check_storage(X * factor, Y)
+
+
+def test_sparse_and_complex_patterns_raise():
+    import scipy.sparse as sp
+
+    X, Y = make_associations(4, 4, random_state=0)
+    with pytest.raises(TypeError, match="X must be a dense array"):
+        check_storage(sp.csr_matrix(X), Y)
+    with pytest.raises(TypeError, match="Y must be real"):
+        check_storage(X, Y + 1j)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"ECOS": {"solver": "SCS"}}, "sets solver, which assoc_cvx controls"),
+        ({"ECOS": {"bogus_setting": 1}}, "ECOS rejected the options"),
+    ],
+)
+def test_options_a_solver_cannot_take_raise(options, match):
+    X, Y = make_associations(4, 4, random_state=0)
+    with pytest.raises(ValueError, match=match):
+        check_storage(X, Y, solver="ECOS", solver_options=options)
+
+
+def test_fallback_must_be_a_bool():
+    X, Y = make_associations(4, 4, random_state=0)
+    with pytest.raises(TypeError, match="fallback must be True or False"):
+        check_storage(X, Y, fallback="no")
