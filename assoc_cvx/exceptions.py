@@ -13,7 +13,11 @@ class AssocCvxError(Exception):
 
 
 class SolverError(AssocCvxError, RuntimeError):
-    """A solver is unusable: not installed, or it failed on every attempt."""
+    """A solver is unusable: not installed, or none could solve a program.
+
+    A storage verdict that no solver could reach is not an error: it is
+    returned as undecided, with a :class:`SolverWarning`.
+    """
 
 
 class SolverWarning(UserWarning):

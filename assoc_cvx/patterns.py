@@ -6,7 +6,13 @@ import numpy as np
 
 from assoc_cvx._validation import check_int, check_option
 
-__all__ = ["DISTRIBUTIONS", "make_associations", "make_competitors"]
+__all__ = [
+    "DISTRIBUTIONS",
+    "NestedPool",
+    "as_generator",
+    "make_associations",
+    "make_competitors",
+]
 
 DISTRIBUTIONS = ("gaussian", "sphere")
 
@@ -17,6 +23,8 @@ def as_generator(random_state):
     Accepts None (fresh entropy), an int seed, a SeedSequence, a Generator
     (used as is) or a legacy RandomState (a seed is drawn from it).
     """
+    if isinstance(random_state, bool):
+        raise TypeError(f"random_state must not be a bool; got {random_state!r}.")
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(2**31 - 1))
     if random_state is None or isinstance(
@@ -41,8 +49,12 @@ def _draw(rng, shape, distribution):
 
 
 def make_associations(
-    n_patterns, n_features, *, distribution="gaussian", random_state=None
-):
+    n_patterns: int,
+    n_features: int,
+    *,
+    distribution: str = "gaussian",
+    random_state=None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw random input and target patterns.
 
     Parameters
@@ -81,13 +93,13 @@ def make_associations(
 
 
 def make_competitors(
-    n_patterns,
-    n_features,
+    n_patterns: int,
+    n_features: int,
     *,
-    n_competitors=None,
-    distribution="gaussian",
+    n_competitors: int | None = None,
+    distribution: str = "gaussian",
     random_state=None,
-):
+) -> np.ndarray:
     """Draw private competitor targets for the decoupled constraint set.
 
     Parameters

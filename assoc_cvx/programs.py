@@ -142,7 +142,7 @@ def scale_free_program(X, D, *, norm="fro"):
     kappa = cp.Variable(name="kappa")
     margin_constraint = m >= kappa
     if norm == "fro":
-        ball = cp.norm(cp.vec(W, order="F"), 2) <= 1
+        ball = cp.norm(W, "fro") <= 1
     elif norm == "max":
         ball = cp.abs(W) <= 1
     else:

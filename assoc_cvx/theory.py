@@ -8,7 +8,7 @@ from assoc_cvx._validation import check_int
 __all__ = ["asymptotic_capacity", "capacity_alpha"]
 
 
-def asymptotic_capacity(n_features):
+def asymptotic_capacity(n_features: int) -> float:
     r"""Large-d capacity of a d x d linear memory (zero margin).
 
     Solves :math:`p \log p / d^2 = 1/2` for p:
@@ -25,6 +25,7 @@ def asymptotic_capacity(n_features):
     Returns
     -------
     p_c : float
+        The number of patterns at which ``p log p = d^2 / 2``.
 
     Examples
     --------
@@ -38,6 +39,21 @@ def asymptotic_capacity(n_features):
 
 
 def capacity_alpha(n_patterns, n_features):
-    """Load ``alpha = p log p / d^2`` (natural logarithm); 1/2 at large d."""
+    """Load ``alpha = p log p / d^2`` (natural logarithm).
+
+    At the capacity of a d x d linear memory it tends to 1/2 as d grows.
+
+    Parameters
+    ----------
+    n_patterns : float or array-like
+        Number(s) of patterns p.
+    n_features : int
+        Dimension d.
+
+    Returns
+    -------
+    alpha : float or ndarray
+        Same shape as ``n_patterns``.
+    """
     p = np.asarray(n_patterns, dtype=float)
     return p * np.log(p) / float(n_features) ** 2

@@ -15,7 +15,8 @@ set, and every solver in a cell sees that same instance:
 
 Profiles
 --------
-``--quick``: d=6 p=10 and d=8 p=24 (well inside capacity), for a smoke run.
+``--quick``: d=6 p=10 (storable) and d=8 p=24 (near capacity; at seed 0 the
+coupled instance is not storable), for a smoke run.
 Default: instances near capacity, d=10 p=30 and p=34, d=16 p=62, d=20 p=85
 (reference capacities p_c of about 30 at d=10, 62 at d=16, 85-88 at d=20, so
 these are a mix of storable and unstorable instances, depending on the seed).
@@ -546,7 +547,8 @@ def main(argv=None):
         f"reference, {undecided} undecided."
     )
     print(f"Wrote {args.out} and {sidecar.name}.")
-    return 0
+    # A verdict that disagrees with the others is a bug: fail loudly.
+    return 1 if disagree else 0
 
 
 if __name__ == "__main__":
