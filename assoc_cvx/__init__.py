@@ -13,6 +13,8 @@ from assoc_cvx.engine import SOLVERS, StorageResult, check_storage
 from assoc_cvx.estimator import LinearAssociativeMemory
 from assoc_cvx.exceptions import (
     AssocCvxError,
+    CapacityWarning,
+    CheckpointWarning,
     SolverError,
     SolverWarning,
     StorageWarning,
@@ -25,6 +27,8 @@ __all__ = [
     "SOLVERS",
     "AssocCvxError",
     "CapacityResult",
+    "CapacityWarning",
+    "CheckpointWarning",
     "LinearAssociativeMemory",
     "SolverError",
     "SolverWarning",

@@ -14,6 +14,7 @@ __all__ = [
     "check_patterns",
     "check_positive",
     "check_row_scale",
+    "rms_row_norm",
 ]
 
 #: Nonzero rows of patterns must have their largest entry in [MIN_ABS, MAX_ABS]
@@ -74,6 +75,19 @@ def _finite_float_array(a, name, ndim):
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinity.")
     return arr
+
+
+def rms_row_norm(A):
+    """Root-mean-square norm of the rows (last axis) of ``A``; one if all zero.
+
+    Computed on ``A`` divided by its largest entry, so that it neither over-
+    nor underflows.
+    """
+    peak = float(np.max(np.abs(A), initial=0.0))
+    if peak == 0:
+        return 1.0
+    B = A / peak
+    return peak * float(np.sqrt(np.mean(np.sum(B * B, axis=-1))))
 
 
 def check_row_scale(A, name):

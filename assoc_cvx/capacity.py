@@ -1,25 +1,33 @@
 """Capacity of random instances: exact critical p by bisection on nested pools."""
 
+import itertools
 import json
 import logging
 import os
+import re
+import stat
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from numbers import Integral, Real
+from typing import TYPE_CHECKING
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from scipy.stats import quantile_test
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from assoc_cvx._validation import check_int, check_option
 from assoc_cvx.engine import CERTIFICATE_TOL, decide, resolve_solvers
-from assoc_cvx.exceptions import SolverWarning
-from assoc_cvx.patterns import DISTRIBUTIONS, NestedPool
+from assoc_cvx.exceptions import CapacityWarning, CheckpointWarning, SolverWarning
+from assoc_cvx.patterns import DISTRIBUTIONS, NestedPool, as_generator
 from assoc_cvx.programs import CONSTRAINT_SETS, difference_tensor
 from assoc_cvx.theory import asymptotic_capacity, capacity_alpha
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["CapacityResult", "InstanceCapacity", "find_capacity"]
 
@@ -30,6 +38,8 @@ logger = logging.getLogger(__name__)
 _GUESS_FACTOR = 1.7
 #: Undecided verdicts tolerated in one bracket before an instance is given up.
 _MAX_UNDECIDED = 3
+#: A key of a checkpoint's verdicts: the decimal digits of p.
+_P_KEY = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,8 @@ class InstanceCapacity:
     verdicts : dict of int to bool or None
         Every verdict computed, by p.
     solve_time : float
-        Seconds spent in compilation and solvers.
+        Seconds spent in compilation and solvers during this run (0 for an
+        instance taken whole from a checkpoint).
     """
 
     index: int
@@ -82,7 +93,8 @@ class CapacityResult:
         Median critical p over the instances decided exactly (NaN if none).
     interval : tuple of float
         Distribution-free confidence interval of the median (order statistics
-        of the critical p; infinite ends when too few instances).
+        of the critical p). Both ends are NaN when there are too few decided
+        instances for that confidence (fewer than 6 at 95%).
     confidence : float
         Confidence level of ``interval``.
     alpha : float
@@ -92,7 +104,7 @@ class CapacityResult:
     elapsed : float
         Wall-clock seconds of the run.
     solver : str
-        Solver requested.
+        Solver requested: ``"auto"`` or an upper-case name in :data:`SOLVERS`.
     """
 
     n_features: int
@@ -109,20 +121,29 @@ class CapacityResult:
     solver: str = "auto"
     _curve: tuple = field(default=(), repr=False)
 
+    def __repr__(self) -> str:
+        lo, hi = self.interval
+        return (
+            f"CapacityResult(capacity={self.capacity:g}, "
+            f"interval=({lo:g}, {hi:g}), n_instances={len(self.instances)}, "
+            f"n_undecided={self.n_undecided}, constraints={self.constraints!r}, "
+            f"d={self.n_features})"
+        )
+
     @property
-    def critical_p(self):
+    def critical_p(self) -> np.ndarray:
         """ndarray of shape (n_instances,): exact critical p, NaN if undecided."""
         return np.array(
             [np.nan if r.critical_p is None else r.critical_p for r in self.instances]
         )
 
     @property
-    def n_undecided(self):
+    def n_undecided(self) -> int:
         """Number of instances whose critical p is not known exactly."""
         return int(sum(r.critical_p is None for r in self.instances))
 
     @property
-    def curve(self):
+    def curve(self) -> tuple[np.ndarray, np.ndarray]:
         """Fraction of instances storable at each p, as (p, fraction) arrays.
 
         Only instances decided exactly count; an instance is storable at p
@@ -131,7 +152,7 @@ class CapacityResult:
         p, frac = self._curve
         return np.asarray(p), np.asarray(frac)
 
-    def to_frame(self):
+    def to_frame(self) -> "pd.DataFrame":
         """Per-instance table as a :class:`pandas.DataFrame`.
 
         Columns: instance, critical_p, lower, upper, n_solves, solve_time.
@@ -151,7 +172,7 @@ class CapacityResult:
             }
         )
 
-    def curve_frame(self):
+    def curve_frame(self) -> "pd.DataFrame":
         """The fraction-storable curve: a DataFrame of p, alpha and fraction."""
         import pandas as pd
 
@@ -160,7 +181,7 @@ class CapacityResult:
             {"p": p, "alpha": capacity_alpha(p, self.n_features), "fraction": frac}
         )
 
-    def summary(self):
+    def summary(self) -> dict:
         """The headline numbers as a dict of plain Python values."""
         return {
             "n_features": self.n_features,
@@ -179,7 +200,7 @@ class CapacityResult:
             "elapsed": self.elapsed,
         }
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         """Everything, JSON-serialisable: summary, instances and curve."""
         p, frac = self.curve
         return {
@@ -191,8 +212,17 @@ class CapacityResult:
             "curve": {"p": p.tolist(), "fraction": frac.tolist()},
         }
 
-    def instance(self, index, n_patterns):
+    def instance(
+        self, index: int, n_patterns: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Regenerate the patterns of instance ``index`` at ``n_patterns``.
+
+        Parameters
+        ----------
+        index : int
+            Instance, in ``range(len(self.instances))``.
+        n_patterns : int
+            Number of patterns p >= 2.
 
         Returns
         -------
@@ -200,8 +230,16 @@ class CapacityResult:
         Z : ndarray of shape (n_patterns, n_patterns - 1, n_features) or None
             Competitors (decoupled runs only).
         """
-        pool = _pool(self, index)
-        return pool(check_int(n_patterns, "n_patterns", minimum=2))
+        n = len(self.instances)
+        index = check_int(index, "index", minimum=0)
+        if index >= n:
+            raise ValueError(
+                f"index must be an instance of this run, in [0, {n}); got {index}."
+            )
+        n_patterns = check_int(n_patterns, "n_patterns", minimum=2)
+        seed = _instance_seeds(self.entropy, n)[index]
+        pool = NestedPool(self.n_features, self.constraints, self.distribution, seed)
+        return pool(n_patterns)
 
 
 def _plain(x):
@@ -213,36 +251,64 @@ def _instance_seeds(entropy, n_instances):
     return np.random.SeedSequence(entropy).spawn(n_instances)
 
 
-def _pool(result, index):
-    seed = _instance_seeds(result.entropy, len(result.instances))[index]
-    return NestedPool(result.n_features, result.constraints, result.distribution, seed)
-
-
-def _next_p(lo, hi, verdicts, guess, step):
+def _next_p(lo, hi, verdicts, guess, step, p_max):
     """Next p to solve given the bracket, or None when nothing is left to try.
 
     ``lo`` is proved storable and ``hi`` (or None) proved not storable. An
     undecided p inside the bracket acts as a provisional upper end: the
     points below it are settled first, then at most ``_MAX_UNDECIDED``
-    points past it are tried.
+    undecided points past it are tried. Nothing above ``p_max`` is proposed.
     """
     undecided = sorted(
         q
         for q, v in verdicts.items()
         if v is None and q > lo and (hi is None or q < hi)
     )
-    top = hi if hi is not None else (undecided[0] if undecided else None)
-    if top is None:
-        return guess if lo < guess else lo + step
+    if hi is not None:
+        top = hi
+    elif undecided:
+        top = undecided[0]
+    elif lo < p_max:
+        # Nothing bounds the instance yet: jump to the guess, then step up.
+        return min(guess if lo < guess else lo + step, p_max)
+    else:
+        return None
     candidates = [q for q in range(lo + 1, top) if q not in verdicts]
     if candidates:
         mid = (lo + top) / 2
         return min(candidates, key=lambda q: (abs(q - mid), q))
-    beyond = [q for q in range(top + 1, hi or top + _MAX_UNDECIDED + 1)]
-    beyond = [q for q in beyond if q not in verdicts]
-    if beyond and len(undecided) < _MAX_UNDECIDED:
-        return beyond[0]
-    return None
+    if hi is not None or len(undecided) >= _MAX_UNDECIDED:
+        # Every point of a closed bracket was tried, or too many undecided.
+        return None
+    # No upper end, and the lowest undecided point is settled from below:
+    # look a few points past it.
+    last = min(top + _MAX_UNDECIDED, p_max)
+    beyond = [q for q in range(top + 1, last + 1) if q not in verdicts]
+    return beyond[0] if beyond else None
+
+
+def _bracket(verdicts):
+    """Largest p proved storable (at least 1) and smallest p proved not."""
+    lo = max([1] + [p for p, v in verdicts.items() if v is True])
+    not_stored = [p for p, v in verdicts.items() if v is False]
+    return lo, (min(not_stored) if not_stored else None)
+
+
+def _is_settled(verdicts):
+    lo, hi = _bracket(verdicts)
+    return hi is not None and hi - lo == 1
+
+
+def _outcome(index, verdicts, solve_time):
+    lo, hi = _bracket(verdicts)
+    return InstanceCapacity(
+        index=index,
+        critical_p=lo if _is_settled(verdicts) else None,
+        lower=lo,
+        upper=hi,
+        verdicts=dict(sorted(verdicts.items())),
+        solve_time=solve_time,
+    )
 
 
 def _bisect(index, pool, solvers, certificate_tol, guess, p_max, known):
@@ -252,15 +318,13 @@ def _bisect(index, pool, solvers, certificate_tol, guess, p_max, known):
     constraints are a subset), so one verdict settles a whole side.
     """
     verdicts = dict(known)
-    lo = max([1] + [p for p, v in verdicts.items() if v is True])
-    not_stored = [p for p, v in verdicts.items() if v is False]
-    hi = min(not_stored) if not_stored else None
+    lo, hi = _bracket(verdicts)
     step = max(1, guess // 8)
     solve_time = 0.0
     with threadpool_limits(limits=1):
         while hi is None or hi - lo > 1:
-            p = _next_p(lo, hi, verdicts, guess, step)
-            if p is None or p > p_max:
+            p = _next_p(lo, hi, verdicts, guess, step, p_max)
+            if p is None:
                 break
             if p in verdicts:  # reused from a checkpoint
                 v = verdicts[p]
@@ -282,34 +346,14 @@ def _bisect(index, pool, solvers, certificate_tol, guess, p_max, known):
                 lo = max(lo, p)
             elif v is False:
                 hi = p if hi is None else min(hi, p)
-    exact = hi is not None and hi - lo == 1
-    return InstanceCapacity(
-        index=index,
-        critical_p=lo if exact else None,
-        lower=lo,
-        upper=hi,
-        verdicts=dict(sorted(verdicts.items())),
-        solve_time=solve_time,
-    )
+    return _outcome(index, verdicts, solve_time)
 
 
 def _entropy(random_state):
-    if random_state is None:
-        return int(np.random.SeedSequence().entropy)
-    if isinstance(random_state, bool) or not isinstance(
-        random_state, Integral | np.random.Generator | np.random.RandomState
-    ):
-        raise TypeError(
-            "random_state must be None, an int >= 0, a numpy Generator or "
-            f"RandomState; got {type(random_state).__name__}."
-        )
+    """Root seed of a run: an int is the root itself, anything else draws one."""
     if isinstance(random_state, Integral):
-        if random_state < 0:
-            raise ValueError(f"random_state must be >= 0; got {random_state}.")
-        return int(random_state)
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(2**63))
-    return int(random_state.randint(2**31 - 1))
+        return check_int(random_state, "random_state", minimum=0)
+    return int(as_generator(random_state).integers(2**63))
 
 
 def _run_key(n_features, constraints, distribution, entropy, certificate_tol):
@@ -322,58 +366,129 @@ def _run_key(n_features, constraints, distribution, entropy, certificate_tol):
     }
 
 
-def _read_checkpoint(path, key):
-    """Verdicts already computed for this run, by instance index."""
+def _open_checkpoint(path):
+    """Open (or create) the checkpoint for reading and appending."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(
+            "checkpoint must be a file path (str or os.PathLike); got "
+            f"{path!r} of type {type(path).__name__}."
+        )
+    return open(path, "a+b")  # closed by find_capacity
+
+
+def _checkpoint_row(text, key):
+    """``(index, verdicts)`` of one line of this run; None for another run.
+
+    Raises ValueError, saying what is wrong, for a malformed line.
+    """
+    try:
+        row = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ValueError("it is not valid JSON (an interrupted write?)") from None
+    if not isinstance(row, dict) or "key" not in row:
+        raise ValueError("it is not a JSON object with a 'key'")
+    if row["key"] != key:
+        return None
+    index = row.get("index")
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise ValueError(f"'index' must be an integer >= 0; got {index!r}")
+    verdicts = row.get("verdicts")
+    if not isinstance(verdicts, dict):
+        raise ValueError(f"'verdicts' must be an object; got {verdicts!r}")
+    parsed = {}
+    for p, v in verdicts.items():
+        if not _P_KEY.fullmatch(p) or int(p) < 2:
+            raise ValueError(f"verdict key {p!r} is not an integer p >= 2")
+        if not (v is True or v is False or v is None):
+            raise ValueError(f"verdict at p={p} must be true, false or null; got {v!r}")
+        parsed[int(p)] = v
+    return index, parsed
+
+
+def _read_checkpoint(fh, path, key, n_instances):
+    """Verdicts already computed for this run, by instance index.
+
+    Lines of other runs are skipped, and so are instances beyond
+    ``n_instances`` (they belong to a longer run with the same seed).
+    """
+    fh.seek(0)
     done = {}
-    if not os.path.exists(path):
-        return done
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            try:
-                row = json.loads(line)
-                if row["key"] != key:
-                    continue
-                done[int(row["index"])] = {
-                    int(p): v for p, v in row["verdicts"].items()
-                }
-            except (ValueError, KeyError, TypeError):
-                warnings.warn(
-                    f"Skipping unreadable line {lineno} of checkpoint {path} "
-                    "(an interrupted write); that instance will be recomputed.",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
+    for lineno, raw in enumerate(fh.read().split(b"\n"), 1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"Checkpoint {os.fspath(path)!r} is not a JSON-lines file written "
+                f"by find_capacity: line {lineno} is not UTF-8 text. Pass a new "
+                "path, or the file of an earlier run."
+            ) from None
+        if not text.strip():
+            continue
+        try:
+            row = _checkpoint_row(text, key)
+        except ValueError as exc:
+            warnings.warn(
+                f"Ignoring line {lineno} of checkpoint {os.fspath(path)!r}: {exc}. "
+                "Instances not found in the rest of the file are recomputed.",
+                CheckpointWarning,
+                stacklevel=3,
+            )
+            continue
+        if row is not None and row[0] < n_instances:
+            done.setdefault(row[0], {}).update(row[1])
     return done
 
 
-def _append_checkpoint(path, key, outcome):
+def _append_checkpoint(fh, key, outcome):
     row = {
         "key": key,
         "index": outcome.index,
         "verdicts": {str(p): v for p, v in outcome.verdicts.items()},
     }
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row) + "\n")
-        fh.flush()
+    data = (json.dumps(row) + "\n").encode("ascii")
+    regular = stat.S_ISREG(os.fstat(fh.fileno()).st_mode)
+    if regular and fh.seek(0, os.SEEK_END) > 0:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) != b"\n":  # a torn last line: start a new one
+            data = b"\n" + data
+    fh.write(data)
+    fh.flush()
+    if regular:  # fsync fails on devices and pipes such as /dev/null
         os.fsync(fh.fileno())
 
 
+def _check_n_jobs(n_jobs):
+    if n_jobs is None:
+        return
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral):
+        raise TypeError(
+            f"n_jobs must be None or a nonzero integer; got {n_jobs!r} "
+            f"of type {type(n_jobs).__name__}."
+        )
+    if n_jobs == 0:
+        raise ValueError("n_jobs must be None or a nonzero integer; got 0.")
+
+
 def find_capacity(
-    n_features,
+    n_features: int,
     *,
-    constraints="coupled",
-    n_instances=20,
-    random_state=None,
-    n_jobs=None,
-    distribution="gaussian",
-    solver="auto",
-    certificate_tol=CERTIFICATE_TOL,
-    p_max=None,
-    confidence=0.95,
-    checkpoint=None,
-    progress=False,
-    callback=None,
-):
+    constraints: str = "coupled",
+    n_instances: int = 20,
+    random_state: int
+    | np.random.SeedSequence
+    | np.random.Generator
+    | np.random.RandomState
+    | None = None,
+    n_jobs: int | None = None,
+    distribution: str = "gaussian",
+    solver: str = "auto",
+    certificate_tol: float = CERTIFICATE_TOL,
+    p_max: int | None = None,
+    confidence: float = 0.95,
+    checkpoint: str | os.PathLike | None = None,
+    progress: bool = False,
+    callback: Callable[[InstanceCapacity], object] | None = None,
+) -> CapacityResult:
     r"""Measure the storage capacity of random d x d linear memories.
 
     Each instance is a pool of random patterns whose first p rows form the
@@ -391,35 +506,43 @@ def find_capacity(
         vectors, p - 1 per input (decoupled).
     n_instances : int, default=20
         Number of independent instances.
-    random_state : None, int, numpy.random.Generator, default=None
-        Root seed. Instance i depends only on it and i, so results are
-        reproducible and do not depend on ``n_jobs``. The root actually used
-        is returned as ``result.entropy``.
+    random_state : None, int, SeedSequence, Generator or RandomState, default=None
+        Root seed of the run. An int >= 0 is the root itself; None draws a
+        fresh one; a SeedSequence, Generator or RandomState is used to draw
+        one (advancing a Generator or RandomState). Instance i depends only
+        on the root and i, so results are reproducible and do not depend on
+        ``n_jobs``. The root is returned as ``result.entropy``.
     n_jobs : int, default=None
-        Instances solved in parallel (joblib; None means 1, -1 all cores).
-        Each worker limits BLAS to one thread.
+        Instances solved in parallel by joblib (-1: all cores; None: 1, or
+        the ``n_jobs`` of an enclosing ``joblib.parallel_config``), never
+        more than there are instances left to solve. Each worker limits BLAS
+        to one thread.
     distribution : {"gaussian", "sphere"}, default="gaussian"
         Pattern distribution, as in :func:`make_associations`.
     solver : {"auto", "ECOS", "CLARABEL", "HIGHS", "SCS"}, default="auto"
-        First solver tried on each instance; the others installed are the
-        fallback when it is undecided (see :func:`check_storage`).
+        First solver tried on each instance (case-insensitive); the others
+        installed are the fallback when it is undecided (see
+        :func:`check_storage`).
     certificate_tol : float, default=1e-8
         Cut on the certificate bound for "not storable" (see
         :func:`check_storage`).
     p_max : int, default=None
-        Largest p tried; default ``2 * d**2``.
+        Largest p tried, at least 2; default ``2 * d**2 + 2``.
     confidence : float, default=0.95
-        Level of the confidence interval of the median.
-    checkpoint : str or path-like, default=None
-        JSON-lines file to which each finished instance is appended. A run
-        with the same parameters and ``random_state`` reuses the instances
-        found there, so an interrupted run resumes. Needs an explicit
-        ``random_state``.
+        Level of the confidence interval of the median, in (0, 1).
+    checkpoint : str or os.PathLike, default=None
+        JSON-lines file to which each finished instance is appended; it is
+        created, or opened for appending, before anything is solved. A run
+        with the same ``n_features``, ``constraints``, ``distribution``,
+        ``certificate_tol`` and int ``random_state`` reuses the verdicts
+        found there, so an interrupted run resumes. The file is trusted:
+        its verdicts are not solved again, and instances it settles are
+        not recomputed. Malformed lines are ignored with a warning.
     progress : bool, default=False
         Show a progress bar on stderr (tqdm; off when it is not a terminal).
     callback : callable, default=None
         Called in the main process with each :class:`InstanceCapacity` as it
-        finishes.
+        finishes (after it is written to ``checkpoint``).
 
     Returns
     -------
@@ -427,11 +550,23 @@ def find_capacity(
         Per-instance critical p, median with confidence interval, the
         fraction-storable curve, alpha and the asymptotic prediction.
 
+    Raises
+    ------
+    OSError
+        When ``checkpoint`` cannot be opened for appending (missing
+        directory, a directory, no permission).
+
     Warns
     -----
     SolverWarning
-        When some instance's critical p could not be decided exactly; it is
-        then left out of the median, and its bounds are in ``instances``.
+        When some instance's critical p could not be decided exactly because
+        a verdict stayed undecided; it is then left out of the median, and
+        its bounds are in ``instances``.
+    CapacityWarning
+        When some instance is storable at every p up to ``p_max`` (it is left
+        out of the median too; raise ``p_max``).
+    CheckpointWarning
+        When a line of ``checkpoint`` is malformed and ignored.
 
     See Also
     --------
@@ -455,65 +590,86 @@ def find_capacity(
     n_instances = check_int(n_instances, "n_instances")
     check_option(distribution, "distribution", DISTRIBUTIONS)
     solvers = resolve_solvers(solver)
+    solver = "auto" if solver.upper() == "AUTO" else solver.upper()
     if not (isinstance(certificate_tol, Real) and certificate_tol > 0):
         raise ValueError(
             f"certificate_tol must be a positive number; got {certificate_tol!r}."
         )
-    p_max = 2 * d * d if p_max is None else check_int(p_max, "p_max", minimum=2)
-    p_max = max(p_max, 2)
+    p_max = 2 * d * d + 2 if p_max is None else check_int(p_max, "p_max", minimum=2)
     if not (isinstance(confidence, Real) and 0 < confidence < 1):
         raise ValueError(f"confidence must be in (0, 1); got {confidence!r}.")
-    if n_jobs is not None and (
-        isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral) or n_jobs == 0
+    _check_n_jobs(n_jobs)
+    if callback is not None and not callable(callback):
+        raise TypeError(
+            f"callback must be callable or None; got {type(callback).__name__}."
+        )
+    if checkpoint is not None and (
+        isinstance(random_state, bool) or not isinstance(random_state, Integral)
     ):
-        raise ValueError(f"n_jobs must be None or a nonzero integer; got {n_jobs!r}.")
-    if checkpoint is not None and random_state is None:
         raise ValueError(
             "checkpoint needs a fixed random_state (an int), so that a rerun "
-            "draws the same instances and can resume."
+            f"draws the same instances and can resume; got {random_state!r}."
         )
     entropy = _entropy(random_state)
     seeds = _instance_seeds(entropy, n_instances)
     guess = int(np.clip(round(_GUESS_FACTOR * asymptotic_capacity(d)), 2, p_max))
     key = _run_key(d, constraints, distribution, entropy, float(certificate_tol))
-    known = {} if checkpoint is None else _read_checkpoint(checkpoint, key)
 
     start = time.perf_counter()
-    outcomes = {}
-    todo = []
-    for i in range(n_instances):
-        pool = NestedPool(d, constraints, distribution, seeds[i])
-        args = (i, pool, solvers, float(certificate_tol), guess, p_max)
-        todo.append((*args, known.get(i, {})))
-
-    bar = tqdm(
-        total=n_instances,
-        desc=f"d={d} {constraints}",
-        unit="instance",
-        disable=None if progress else True,
-    )
-    jobs = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-        delayed(_bisect)(*args) for args in todo
-    )
-    with bar:
-        for outcome in jobs:
-            outcomes[outcome.index] = outcome
-            if checkpoint is not None and outcome.verdicts != known.get(outcome.index):
-                _append_checkpoint(checkpoint, key, outcome)
-            bar.update(1)
-            logger.info(
-                "instance %d: critical p %s (bounds %s..%s)",
-                outcome.index,
-                outcome.critical_p,
-                outcome.lower,
-                outcome.upper,
+    fh = None if checkpoint is None else _open_checkpoint(checkpoint)
+    try:
+        known = {} if fh is None else _read_checkpoint(fh, checkpoint, key, n_instances)
+        settled = sorted(i for i, verdicts in known.items() if _is_settled(verdicts))
+        todo = [
+            (
+                i,
+                NestedPool(d, constraints, distribution, seeds[i]),
+                solvers,
+                float(certificate_tol),
+                guess,
+                p_max,
+                known.get(i, {}),
             )
-            if callback is not None:
-                callback(outcome)
+            for i in sorted(set(range(n_instances)) - set(settled))
+        ]
+        outcomes = {}
+        bar = tqdm(
+            total=n_instances,
+            desc=f"d={d} {constraints}",
+            unit="instance",
+            disable=None if progress else True,
+        )
+        with bar:
+            # Instances the checkpoint settles never go to a worker.
+            finished = (_outcome(i, known[i], 0.0) for i in settled)
+            jobs = ()
+            if todo:
+                workers = min(effective_n_jobs(n_jobs), len(todo))
+                jobs = Parallel(n_jobs=workers, return_as="generator_unordered")(
+                    delayed(_bisect)(*args) for args in todo
+                )
+            for outcome in itertools.chain(finished, jobs):
+                outcomes[outcome.index] = outcome
+                if fh is not None and outcome.verdicts != known.get(outcome.index):
+                    _append_checkpoint(fh, key, outcome)
+                bar.update(1)
+                logger.info(
+                    "instance %d: critical p %s (bounds %s..%s)",
+                    outcome.index,
+                    outcome.critical_p,
+                    outcome.lower,
+                    outcome.upper,
+                )
+                if callback is not None:
+                    callback(outcome)
+    finally:
+        if fh is not None:
+            fh.close()
     instances = tuple(outcomes[i] for i in range(n_instances))
     return _summarise(
         instances,
         d=d,
+        p_max=p_max,
         constraints=constraints,
         distribution=distribution,
         entropy=entropy,
@@ -523,15 +679,24 @@ def find_capacity(
     )
 
 
-def _summarise(instances, *, d, confidence, **info):
+def _summarise(instances, *, d, p_max, confidence, **info):
     exact = np.array([r.critical_p for r in instances if r.critical_p is not None])
-    n_undecided = len(instances) - exact.size
-    if n_undecided:
+    undecided = [r for r in instances if r.critical_p is None and _hit_undecided(r)]
+    at_p_max = len(instances) - exact.size - len(undecided)
+    if undecided:
         warnings.warn(
-            f"{n_undecided} of {len(instances)} instances have no exact critical p "
-            "(a verdict stayed undecided or p_max was reached); they are left out "
-            "of the median. See result.instances for their bounds.",
+            f"{len(undecided)} of {len(instances)} instances have no exact critical "
+            "p because a verdict stayed undecided; they are left out of the "
+            "median. result.instances holds their verdicts and bounds.",
             SolverWarning,
+            stacklevel=3,
+        )
+    if at_p_max:
+        warnings.warn(
+            f"{at_p_max} of {len(instances)} instances are storable at every p up "
+            f"to p_max={p_max}, so their critical p is not known; they are left "
+            "out of the median. Raise p_max.",
+            CapacityWarning,
             stacklevel=3,
         )
     if exact.size:
@@ -556,4 +721,12 @@ def _summarise(instances, *, d, confidence, **info):
         asymptote=asymptotic_capacity(d),
         _curve=curve,
         **info,
+    )
+
+
+def _hit_undecided(outcome):
+    """Whether an undecided verdict lies inside the instance's bracket."""
+    return any(
+        v is None and p > outcome.lower and (outcome.upper is None or p < outcome.upper)
+        for p, v in outcome.verdicts.items()
     )

@@ -3,10 +3,16 @@
 import argparse
 import json
 import math
+import os
 import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
 
 from assoc_cvx import __version__
-from assoc_cvx.capacity import find_capacity
+from assoc_cvx.capacity import CapacityResult, find_capacity
 from assoc_cvx.engine import SOLVERS
 from assoc_cvx.exceptions import AssocCvxError
 from assoc_cvx.patterns import DISTRIBUTIONS
@@ -15,37 +21,28 @@ from assoc_cvx.programs import CONSTRAINT_SETS
 __all__ = ["main"]
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+def _integer(*, minimum=None, nonzero=False):
+    """An argparse type: an integer, at least ``minimum``, nonzero if asked."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer, got {text!r}"
+            ) from None
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {minimum}, got {value}"
+            )
+        if nonzero and value == 0:
+            raise argparse.ArgumentTypeError(f"expected a nonzero integer, got {value}")
+        return value
+
+    return parse
 
 
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def _jobs(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value == 0:
-        raise argparse.ArgumentTypeError("expected a nonzero integer (-1: all cores)")
-    return value
-
-
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``assoc-cvx``."""
     parser = argparse.ArgumentParser(
         prog="assoc-cvx",
@@ -61,7 +58,9 @@ def build_parser():
             "and report the median capacity with a confidence interval."
         ),
     )
-    cap.add_argument("--dim", type=_positive_int, required=True, help="dimension d")
+    cap.add_argument(
+        "--dim", type=_integer(minimum=1), required=True, help="dimension d"
+    )
     cap.add_argument(
         "--constraints",
         choices=CONSTRAINT_SETS,
@@ -70,11 +69,13 @@ def build_parser():
     )
     cap.add_argument(
         "--instances",
-        type=_positive_int,
+        type=_integer(minimum=1),
         default=20,
         help="number of random instances (default: 20)",
     )
-    cap.add_argument("--seed", type=_seed, default=0, help="root seed (default: 0)")
+    cap.add_argument(
+        "--seed", type=_integer(minimum=0), default=0, help="root seed (default: 0)"
+    )
     cap.add_argument(
         "--distribution",
         choices=DISTRIBUTIONS,
@@ -90,9 +91,16 @@ def build_parser():
     )
     cap.add_argument(
         "--jobs",
-        type=_jobs,
+        type=_integer(nonzero=True),
         default=1,
         help="instances solved in parallel; -1 for all cores (default: 1)",
+    )
+    cap.add_argument(
+        "--p-max",
+        type=_integer(minimum=2),
+        default=None,
+        metavar="P",
+        help="largest p tried (default: 2 d^2 + 2)",
     )
     cap.add_argument(
         "--checkpoint",
@@ -107,15 +115,21 @@ def build_parser():
 
 
 def _fmt(x, digits=1):
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "n/a" if x is None or math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if x is None or math.isnan(x):
+        return "n/a"
     return f"{x:.{digits}f}"
 
 
-def format_report(result):
+def format_report(result: CapacityResult) -> str:
     """The human-readable summary table of a :class:`CapacityResult`."""
     s = result.summary()
     lo, hi = result.interval
+    if math.isnan(result.capacity):
+        interval = "n/a"
+    elif math.isnan(lo) or math.isnan(hi):
+        interval = "n/a (too few instances)"
+    else:
+        interval = f"[{_fmt(lo)}, {_fmt(hi)}]"
     critical = " ".join(
         "?" if r.critical_p is None else str(r.critical_p) for r in result.instances
     )
@@ -125,7 +139,7 @@ def format_report(result):
         ("distribution", s["distribution"]),
         ("instances (undecided)", f"{s['n_instances']} ({s['n_undecided']})"),
         ("capacity p_c (median)", _fmt(result.capacity)),
-        (f"{round(100 * result.confidence)}% interval", f"[{_fmt(lo)}, {_fmt(hi)}]"),
+        (f"{round(100 * result.confidence)}% interval", interval),
         ("alpha = p_c ln p_c / d^2", _fmt(result.alpha, 3)),
         ("asymptote p_c (d -> inf)", f"{_fmt(result.asymptote)}  (alpha -> 0.5)"),
         ("critical p per instance", critical),
@@ -136,7 +150,44 @@ def format_report(result):
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
+def _check_output(text, option):
+    """Raise ValueError unless ``text`` names a file that can be written."""
+    if not text:
+        raise ValueError(f"{option} needs a file name; got an empty path")
+    path = Path(text)
+    if path.is_dir():
+        raise ValueError(f"{option} {text} is a directory, not a file")
+    parent = path.parent
+    if not parent.is_dir():
+        raise ValueError(f"{option} {text}: directory {parent} does not exist")
+    writable = (
+        os.access(path, os.W_OK)
+        if path.exists()
+        else os.access(parent, os.W_OK | os.X_OK)
+    )
+    if not writable:
+        raise ValueError(f"{option} {text} is not writable")
+    return path
+
+
+def _same_file(a, b):
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def _check_outputs(args):
+    """Check the output paths before anything is solved."""
+    paths = {}
+    for option, text in (("--json", args.json), ("--checkpoint", args.checkpoint)):
+        if text is not None:
+            paths[option] = _check_output(text, option)
+    if len(paths) == 2 and _same_file(paths["--json"], paths["--checkpoint"]):
+        raise ValueError("--json and --checkpoint must be different files")
+
+
 def _capacity(args):
+    _check_outputs(args)
     progress_bar = not args.quiet and sys.stderr.isatty()
     done = []
 
@@ -159,29 +210,58 @@ def _capacity(args):
         random_state=args.seed,
         n_jobs=args.jobs,
         distribution=args.distribution,
-        solver=args.solver.lower() if args.solver == "AUTO" else args.solver,
+        solver=args.solver,
+        p_max=args.p_max,
         checkpoint=args.checkpoint,
         progress=progress_bar,
         callback=report,
     )
     print(format_report(result))
-    if args.json:
+    if args.json is not None:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(result.to_dict(), fh, indent=2)
         print(f"full result written to {args.json}")
     return 0
 
 
-def main(argv=None):
-    """Entry point of the ``assoc-cvx`` console script."""
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Print a warning as one line on stderr, above any progress bar."""
+    text = " ".join(str(message).split())
+    tqdm.write(f"assoc-cvx: warning: {text}", file=file or sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``assoc-cvx`` console script.
+
+    Parameters
+    ----------
+    argv : sequence of str, default=None
+        Arguments without the program name; None reads ``sys.argv``.
+
+    Returns
+    -------
+    code : int
+        0 on success. Errors exit with status 2 (bad arguments, solver or
+        file errors) or 130 (interrupted), after one line on stderr.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    saved = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         return _capacity(args)
-    except (AssocCvxError, ValueError, TypeError, OSError) as exc:
+    except BrokenPipeError:
+        # The reader went away (``assoc-cvx ... | head``): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except (AssocCvxError, ValueError, OSError) as exc:
         parser.exit(2, f"assoc-cvx: error: {exc}\n")
     except KeyboardInterrupt:
-        parser.exit(130, "assoc-cvx: interrupted\n")
+        resume = " (rerun the same command to resume)" if args.checkpoint else ""
+        parser.exit(130, f"assoc-cvx: interrupted{resume}\n")
+    finally:
+        warnings.showwarning = saved
 
 
 if __name__ == "__main__":

@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 import cvxpy as cp
 import numpy as np
 
-from assoc_cvx._validation import check_competitors, check_patterns, check_positive
+from assoc_cvx._validation import (
+    check_competitors,
+    check_patterns,
+    check_positive,
+    rms_row_norm,
+)
 from assoc_cvx.exceptions import SolverError, SolverWarning
 from assoc_cvx.programs import (
     certificate_matrix,
@@ -310,15 +315,6 @@ def solve_program(program, name: str, options: dict) -> SolverRun:
     return SolverRun(problem.status, compile_time, float(solve_time))
 
 
-def _robust_rms(A):
-    """Root-mean-square row norm of ``A``, computed without over- or underflow."""
-    peak = float(np.max(np.abs(A), initial=0.0))
-    if peak == 0:
-        return 1.0
-    B = A / peak
-    return peak * float(np.sqrt(np.mean(np.sum(B * B, axis=-1))))
-
-
 def _whitening(A):
     """Matrix M of shape (d, r) such that ``A @ M`` has orthonormal columns.
 
@@ -351,7 +347,7 @@ class _Instance:
     """
 
     def __init__(self, X, D):
-        sx, sy = _robust_rms(X), _robust_rms(D)
+        sx, sy = rms_row_norm(X), rms_row_norm(D)
         self.X, self.D = X / sx, D / sy
         self.scale = sx * sy
         self._pre = None

@@ -2,13 +2,15 @@
 
 import logging
 import warnings
-from numbers import Real
 
 import cvxpy as cp
 import numpy as np
+import scipy.sparse as sp
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from assoc_cvx._validation import check_positive, check_row_scale, rms_row_norm
 from assoc_cvx.engine import (
     CERTIFICATE_TOL,
     SOLVER_OPTIONS,
@@ -27,22 +29,30 @@ logger = logging.getLogger(__name__)
 RULES = ("max_margin", "hebbian")
 
 
-def _check_positive(value, name, owner):
-    """Return ``value`` as a float, or raise unless it is a positive finite number."""
-    what = f"The {name} parameter of {owner} must be a positive finite number"
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{what}; got {value!r} of type {type(value).__name__}.")
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{what}; got {value!r}.")
-    return float(value)
+def _unit_exponent(A, axis=None):
+    """Exponents e with ``A * 2**-e`` of largest absolute entry in [0.5, 1).
+
+    One exponent for the whole array (``axis=None``) or one per slice along
+    ``axis`` (kept as a length-1 axis); zero where every entry is zero.
+    Scaling by powers of two is exact, so rankings are those of ``A``.
+    """
+    keepdims = axis is not None
+    peak = np.max(np.abs(A), axis=axis, keepdims=keepdims, initial=0.0)
+    return np.frexp(peak)[1]
 
 
 def _normalised_margin(W, X, D):
-    """Smallest margin of ``W / ||W||_F``; zero for ``W = 0``."""
-    norm = np.linalg.norm(W)
+    """Smallest margin of ``W / ||W||_F`` over ``X`` and ``D``; zero for ``W = 0``.
+
+    Computed on data rescaled to unit root-mean-square row norm and scaled
+    back, so that it neither over- nor underflows at extreme scales.
+    """
+    W_unit = np.ldexp(W, -_unit_exponent(W))
+    norm = np.linalg.norm(W_unit)
     if norm == 0:
         return 0.0
-    return float(margins(W / norm, X, D).min())
+    sx, sd = rms_row_norm(X), rms_row_norm(D)
+    return float(margins(W_unit / norm, X / sx, D / sd).min()) * sx * sd
 
 
 def _recalled(scores):
@@ -74,18 +84,25 @@ class LinearAssociativeMemory(BaseEstimator):
         installed ones in that order; a named solver is tried first and the
         other installed ones after it. Validated for every rule, used only by
         ``rule="max_margin"``. HIGHS solves the linear-programming variant
-        (every entry of W bounded instead of its Frobenius norm): when the
-        verdict comes from it, ``coef_`` still has smallest margin one but is
-        not the minimum-norm matrix, and ``margin_`` is only a lower bound on
-        kappa*.
+        (every entry of W bounded instead of its Frobenius norm). When the
+        verdict comes from it, or from the preconditioned program a solver
+        gets when the plain one is undecided, ``coef_`` still has smallest
+        margin one but is not the minimum-norm matrix, and ``margin_`` is
+        only a lower bound on kappa* (``storage_result_.max_margin`` is
+        False).
     C : float, default=1.0
         Cost of a unit of slack in the soft-margin program, used only when
         ``rule="max_margin"`` and the associations are not (or not provably)
-        storable. Must be positive.
+        storable. Must be positive. Unlike storage, the soft-margin matrix
+        depends on the scale of the data: multiplying X by a and y by b acts
+        as multiplying C by ``(a * b)**2``, and solvers lose accuracy when
+        that product is far from one (roughly outside [1e-4, 1e4] for data of
+        unit row norm).
     certificate_tol : float, default=1e-8
         "Not storable" needs a certificate bounding the best normalised margin
-        by at most this, in units of data rescaled to unit root-mean-square
-        row norm (see :func:`assoc_cvx.check_storage`). Must be positive.
+        of the preconditioned instance (whitened inputs and difference
+        vectors, unit rows; see :func:`assoc_cvx.check_storage`) by at most
+        this. Must be positive.
 
     Attributes
     ----------
@@ -102,9 +119,11 @@ class LinearAssociativeMemory(BaseEstimator):
         Smallest margin ``(y_mu - y_nu)^T W x_mu`` of ``W = coef_ /
         ||coef_||_F`` over the fitted pairs. With ``rule="max_margin"`` and
         ``stored_`` True it is kappa*, the best normalised margin any matrix
-        achieves (to solver accuracy; but see ``solver`` on HIGHS). Otherwise
+        achieves, to solver accuracy (only a lower bound on it when
+        ``storage_result_.max_margin`` is False; see ``solver``). Otherwise
         it is the margin of the returned matrix: negative when some
-        association is not recalled, zero for a zero matrix.
+        association is not recalled, zero for a zero matrix. It scales with
+        the data: multiplying X by a and y by b multiplies it by ``a * b``.
     targets_ : ndarray of shape (n_samples,) or (n_samples, n_targets)
         The fitted targets Y, in the shape they were given; ``predict``
         returns rows of it.
@@ -156,6 +175,14 @@ class LinearAssociativeMemory(BaseEstimator):
     and a :class:`~assoc_cvx.StorageWarning` is issued. ``rule="hebbian"``
     takes ``W = \sum_\mu y_\mu x_\mu^\top``.
 
+    Multiplying X by a > 0 and y by b > 0 changes neither ``stored_`` nor
+    ``predict`` and ``score``: verdicts are computed, and scores ranked, on
+    rescaled data.
+    ``coef_`` is divided by ``a * b`` (max-margin) or multiplied by it
+    (Hebbian); only the soft-margin matrix changes otherwise (see ``C``).
+    The largest entry of every nonzero row of X and y must lie in
+    [1e-100, 1e100], where margins stay normal float64 numbers.
+
     Input mu can recall its target only if ``y_mu`` is the unique maximiser
     of some linear function over the targets, that is a vertex of their
     convex hull that no other row repeats. So a repeated target row, a target
@@ -188,12 +215,12 @@ class LinearAssociativeMemory(BaseEstimator):
 
     def __init__(
         self,
-        rule="max_margin",
+        rule: str = "max_margin",
         *,
-        solver="auto",
-        C=1.0,
-        certificate_tol=CERTIFICATE_TOL,
-    ):
+        solver: str = "auto",
+        C: float = 1.0,
+        certificate_tol: float = CERTIFICATE_TOL,
+    ) -> None:
         self.rule = rule
         self.solver = solver
         self.C = C
@@ -215,13 +242,13 @@ class LinearAssociativeMemory(BaseEstimator):
                 f"{', '.join(map(repr, RULES))}; got {self.rule!r}."
             )
         solvers = resolve_solvers(self.solver)
-        C = _check_positive(self.C, "C", owner)
-        certificate_tol = _check_positive(
-            self.certificate_tol, "certificate_tol", owner
+        C = check_positive(self.C, f"The C parameter of {owner}")
+        certificate_tol = check_positive(
+            self.certificate_tol, f"The certificate_tol parameter of {owner}"
         )
         return solvers, C, certificate_tol
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> "LinearAssociativeMemory":
         """Learn the memory matrix from associations.
 
         Parameters
@@ -229,8 +256,8 @@ class LinearAssociativeMemory(BaseEstimator):
         X : array-like of shape (n_samples, n_features)
             Inputs, one per row; at least 2 rows.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
-            Targets Y; row mu is the target of input mu. A 1-D y is a single
-            target column.
+            Targets Y, dense and real; row mu is the target of input mu. A 1-D
+            y is a single target column.
 
         Returns
         -------
@@ -241,9 +268,12 @@ class LinearAssociativeMemory(BaseEstimator):
         ------
         ValueError
             Bad input (NaN or infinity, wrong dimensions, different numbers of
-            rows, fewer than 2 rows) or a bad parameter value.
+            rows, fewer than 2 rows, a nonzero row of X or y whose largest
+            absolute entry is outside [1e-100, 1e100]) or a bad parameter
+            value.
         TypeError
-            A numeric parameter that is not a real number.
+            A sparse or non-numeric y, or a numeric parameter that is not a
+            real number.
         SolverError
             The requested solver is not installed, or no solver could solve
             the soft-margin program.
@@ -255,25 +285,29 @@ class LinearAssociativeMemory(BaseEstimator):
             it could not be decided whether they can be.
         """
         solvers, C, certificate_tol = self._check_params()
+        _reject_sparse_targets(y)
         X, Y = validate_data(
             self,
             X,
             y,
             multi_output=True,
-            y_numeric=True,
             dtype=np.float64,
             ensure_min_samples=2,
         )
-        Y = np.asarray(Y, dtype=np.float64)
+        Y = _real_targets(Y)
         targets = Y.reshape(Y.shape[0], -1)
+        check_row_scale(X, "X")
+        check_row_scale(targets, "y")
         D = difference_tensor(targets)
         p = X.shape[0]
         if self.rule == "hebbian":
             W = targets.T @ X
-            stored = bool(margins(W, X, D).min() > 0)
+            # Ranked as in score(), on rescaled data: X @ W.T @ targets.T
+            # would over- or underflow at the ends of the accepted scales.
+            recalled = _recalled(_ranking_scores(X, W, targets))
+            stored, n_recalled = bool(recalled.all()), int(recalled.sum())
             result = solver = None
             if not stored:
-                n_recalled = int(_recalled(X @ W.T @ targets.T).sum())
                 warnings.warn(
                     f"The Hebbian matrix recalls {n_recalled} of {p} associations "
                     "strictly; rule='max_margin' stores them all when that is "
@@ -301,7 +335,7 @@ class LinearAssociativeMemory(BaseEstimator):
                     )
                 else:
                     tried = "; ".join(
-                        f"{a.solver}: {a.solver_status} ({a.message})"
+                        f"{a.solver} {a.formulation}: {a.solver_status} ({a.message})"
                         for a in result.attempts
                     )
                     reason = (
@@ -321,7 +355,7 @@ class LinearAssociativeMemory(BaseEstimator):
         self.solver_ = solver
         return self
 
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Score every input against every fitted target.
 
         Parameters
@@ -333,13 +367,16 @@ class LinearAssociativeMemory(BaseEstimator):
         -------
         scores : ndarray of shape (n_samples, n_fitted_targets)
             ``scores[i, nu] = y_nu^T W x_i`` for the fitted targets ``y_nu``
-            (the rows of ``targets_``).
+            (the rows of ``targets_``). They can overflow when inputs, W and
+            targets are all large; ``predict`` and ``score`` rank rescaled
+            scores and are not affected.
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        return self._scores(X, self.targets_)
+        targets = self._check_width(self.targets_)
+        return X @ self.coef_.T @ targets.T
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Recall the fitted target of each input.
 
         Parameters
@@ -354,10 +391,12 @@ class LinearAssociativeMemory(BaseEstimator):
             i (the first one on ties); 1-D when the model was fitted on a 1-D
             target.
         """
-        recalled = np.argmax(self.decision_function(X), axis=1)
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        recalled = np.argmax(self._ranking_scores(X, self.targets_), axis=1)
         return self.targets_[recalled]
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
         """Top-1 recall of the associations ``X[i] -> y[i]``.
 
         Scores every input against the rows of the ``y`` passed here (not the
@@ -371,7 +410,7 @@ class LinearAssociativeMemory(BaseEstimator):
         X : array-like of shape (n_samples, n_features)
             Inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
-            Targets; row i is the target of input i.
+            Targets, dense and real; row i is the target of input i.
 
         Returns
         -------
@@ -379,20 +418,20 @@ class LinearAssociativeMemory(BaseEstimator):
             Fraction in [0, 1] of associations recalled.
         """
         check_is_fitted(self)
+        _reject_sparse_targets(y)
         X, Y = validate_data(
             self,
             X,
             y,
             reset=False,
             multi_output=True,
-            y_numeric=True,
             dtype=np.float64,
         )
-        scores = self._scores(X, np.asarray(Y, dtype=np.float64))
+        scores = self._ranking_scores(X, _real_targets(Y))
         return float(np.mean(_recalled(scores)))
 
-    def _scores(self, X, Y):
-        """Score matrix ``X W^T Y^T`` after checking the width of Y."""
+    def _check_width(self, Y):
+        """Targets as a 2-D array, after checking their number of columns."""
         targets = Y.reshape(Y.shape[0], -1)
         n_targets = self.coef_.shape[0]
         if targets.shape[1] != n_targets:
@@ -400,24 +439,71 @@ class LinearAssociativeMemory(BaseEstimator):
                 f"y has {targets.shape[1]} target columns, but "
                 f"{type(self).__name__} was fitted with {n_targets}."
             )
-        return X @ self.coef_.T @ targets.T
+        return targets
+
+    def _ranking_scores(self, X, Y):
+        """Scores of ``X`` against the targets ``Y``, ranked without overflow."""
+        return _ranking_scores(X, self.coef_, self._check_width(Y))
+
+
+def _reject_sparse_targets(y):
+    if sp.issparse(y):
+        raise TypeError(
+            f"y must be a dense array; got a sparse {type(y).__name__} "
+            "(convert it with y.toarray())."
+        )
+
+
+def _real_targets(Y):
+    """Return validated targets as float64, or raise unless they are real."""
+    if Y.dtype.kind in "SU" or (
+        Y.dtype.kind == "O" and any(isinstance(v, str | bytes) for v in Y.flat)
+    ):
+        raise TypeError(
+            "y must hold real numbers, one target vector per row; got strings "
+            f"(dtype {Y.dtype}). Encode class labels as numeric target vectors."
+        )
+    try:
+        Y = np.asarray(Y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"y must hold real numbers; {exc}.") from None
+    if not np.all(np.isfinite(Y)):
+        raise ValueError("Input y contains NaN or infinity.")
+    return Y
+
+
+def _ranking_scores(X, W, targets):
+    """``X W^T targets^T`` up to a positive factor per row, free of overflow.
+
+    Each input row, W and the targets are scaled by powers of two, so the
+    order of the scores in every row, ties included, is that of the exact
+    scores whenever those are representable; it does not depend on the
+    scale of the data.
+    """
+    X = np.ldexp(X, -_unit_exponent(X, axis=1))
+    W = np.ldexp(W, -_unit_exponent(W))
+    targets = np.ldexp(targets, -_unit_exponent(targets))
+    return X @ W.T @ targets.T
 
 
 def _soft_margin(X, D, C, solvers):
     """Solve the soft-margin program with the first solver that succeeds.
 
     Returns ``(W, solver)``; raises :class:`SolverError` when none succeeds.
+    The program, and W, are unchanged when X is divided by a number and D
+    multiplied by it; the solver is given X and D of equal root-mean-square
+    row norm, so that inputs and targets of very different scales stay
+    accurate.
     """
-    program = soft_margin_program(X, D, C=C)
+    balance = np.sqrt(rms_row_norm(X) / rms_row_norm(D))
+    program = soft_margin_program(X / balance, D * balance, C=C)
     tried = []
     for name in solvers:
-        status, _, _, message = solve_program(
-            program, name, SOLVER_OPTIONS.get(name, {})
-        )
+        run = solve_program(program, name, SOLVER_OPTIONS.get(name, {}))
         W = program.W.value
-        if status == cp.OPTIMAL and W is not None and np.all(np.isfinite(W)):
+        if run.status == cp.OPTIMAL and W is not None and np.all(np.isfinite(W)):
             return np.array(W, dtype=np.float64), name
-        tried.append(f"{name}: {message or status}")
+        tried.append(f"{name}: {run.message or run.status}")
         logger.info("%s failed on the soft-margin program: %s", name, tried[-1])
     raise SolverError(
         "No solver could solve the soft-margin program; tried "

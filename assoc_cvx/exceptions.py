@@ -2,6 +2,8 @@
 
 __all__ = [
     "AssocCvxError",
+    "CapacityWarning",
+    "CheckpointWarning",
     "SolverError",
     "SolverWarning",
     "StorageWarning",
@@ -29,3 +31,11 @@ class SolverWarning(UserWarning):
 
 class StorageWarning(UserWarning):
     """The associations could not all be stored (or it could not be decided)."""
+
+
+class CapacityWarning(UserWarning):
+    """Some instance's critical p is not known (for instance, p_max was reached)."""
+
+
+class CheckpointWarning(UserWarning):
+    """A line of a checkpoint file was unreadable and was ignored."""

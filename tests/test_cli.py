@@ -1,11 +1,14 @@
 """The console script."""
 
 import json
+import shutil
 import subprocess
 import sys
+import warnings
 
 import pytest
 
+import assoc_cvx.cli as cli_module
 from assoc_cvx.cli import main
 
 
@@ -29,6 +32,7 @@ def test_capacity_command_prints_the_table_and_writes_json(tmp_path, capsys):
     assert "capacity p_c (median)" in printed.out
     assert "asymptote" in printed.out
     assert "[3/3]" in printed.err  # progress lines when stderr is not a terminal
+    assert "95% interval              n/a (too few instances)" in printed.out
     data = json.loads(out.read_text())
     assert data["n_features"] == 4
     assert len(data["instances"]) == 3
@@ -36,11 +40,12 @@ def test_capacity_command_prints_the_table_and_writes_json(tmp_path, capsys):
 
 
 def test_console_script_runs_as_installed():
+    script = shutil.which("assoc-cvx")
+    if script is None:
+        pytest.skip("the assoc-cvx console script is not on PATH (pip install -e .)")
     done = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "assoc_cvx.cli",
+            script,
             "capacity",
             "--dim",
             "3",
@@ -60,6 +65,10 @@ def test_console_script_runs_as_installed():
     assert done.stderr == ""
 
 
+def _not_run(*args, **kwargs):
+    raise AssertionError("the run started before the arguments were checked")
+
+
 @pytest.mark.parametrize(
     ("argv", "match"),
     [
@@ -68,29 +77,88 @@ def test_console_script_runs_as_installed():
         (["capacity", "--dim", "4", "--solver", "gurobi"], "invalid choice"),
         (["capacity", "--dim", "4", "--constraints", "both"], "invalid choice"),
         (["capacity", "--dim", "4", "--jobs", "0"], "nonzero"),
+        (["capacity", "--dim", "4", "--jobs", "x"], "expected an integer"),
+        (["capacity", "--dim", "4", "--seed", "-1"], "expected an integer >= 0"),
+        (["capacity", "--dim", "4", "--p-max", "1"], "expected an integer >= 2"),
         (["capacity"], "required"),
+        (["capacity", "--dim", "3", "--json", ""], "--json needs a file name"),
+        (
+            ["capacity", "--dim", "3", "--json", "{tmp}/missing/x.json"],
+            "directory {tmp}/missing does not exist",
+        ),
+        (["capacity", "--dim", "3", "--json", "{tmp}"], "is a directory"),
+        (
+            ["capacity", "--dim", "3", "--checkpoint", "{tmp}/missing/run.jsonl"],
+            "directory {tmp}/missing does not exist",
+        ),
+        (["capacity", "--dim", "3", "--checkpoint", ""], "--checkpoint needs a file"),
+        (
+            ["capacity", "--dim", "3", "--json", "{tmp}/a", "--checkpoint", "{tmp}/a"],
+            "--json and --checkpoint must be different files",
+        ),
         (
             [
                 "capacity",
                 "--dim",
                 "3",
                 "--json",
-                "/nonexistent/dir/x.json",
-                "--instances",
-                "1",
-                "--quiet",
+                "{tmp}/a",
+                "--checkpoint",
+                "{tmp}/../{name}/a",
             ],
-            "No such file or directory",
+            "--json and --checkpoint must be different files",
         ),
     ],
 )
-def test_bad_command_line_gives_one_line_error(argv, match, capsys):
+def test_bad_command_line_gives_one_line_error(
+    argv, match, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(cli_module, "find_capacity", _not_run)
+
+    def fill(text):
+        return text.format(tmp=tmp_path, name=tmp_path.name)
+
     with pytest.raises(SystemExit) as exit_info:
-        main(argv)
+        main([fill(a) for a in argv])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert match in err
+    assert fill(match) in err
+    assert len(err.strip().splitlines()) == 1 or "usage:" in err
     assert "Traceback" not in err
+
+
+def test_programming_errors_are_not_disguised(monkeypatch):
+    def broken(*args, **kwargs):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(cli_module, "find_capacity", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        main(["capacity", "--dim", "3"])
+
+
+def test_warnings_are_one_line_on_stderr_and_handler_is_restored(capsys):
+    before = warnings.showwarning
+    code = main(["capacity", "--dim", "4", "--instances", "2", "--p-max", "3"])
+    assert code == 0
+    assert warnings.showwarning is before
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "warning" in line]
+    assert len(lines) == 1
+    assert lines[0].startswith("assoc-cvx: warning: 2 of 2 instances")
+    assert "p_max=3" in lines[0]
+    assert "RuntimeWarning" not in err
+
+
+def test_interrupted_run_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module, "find_capacity", interrupted)
+    path = tmp_path / "run.jsonl"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["capacity", "--dim", "3", "--checkpoint", str(path)])
+    assert exit_info.value.code == 130
+    assert "rerun the same command to resume" in capsys.readouterr().err
 
 
 def test_benchmark_quick_profile_writes_csv(tmp_path):

@@ -63,7 +63,11 @@ def test_competitors_default_to_p_minus_one():
         ),
         (lambda: make_associations(3, 3, random_state="x"), TypeError, "random_state"),
         (lambda: make_associations(3, 3, random_state=-1), ValueError, "random_state"),
-        (lambda: make_associations(3, 3, random_state=True), TypeError, "must not be a bool"),
+        (
+            lambda: make_associations(3, 3, random_state=True),
+            TypeError,
+            "must not be a bool",
+        ),
         (lambda: make_competitors(1, 3), ValueError, "n_patterns >= 2"),
         (lambda: make_competitors(3, 3, n_competitors=0), ValueError, "n_competitors"),
     ],
