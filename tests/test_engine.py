@@ -6,7 +6,7 @@ import warnings
 import cvxpy as cp
 import numpy as np
 import pytest
-from conftest import INSTALLED_SOLVERS, REFERENCE, TOL, reference_instance
+from conftest import REFERENCE, SOLVER_PARAMS, TOL, reference_instance
 
 import assoc_cvx.engine as engine
 from assoc_cvx import (
@@ -77,7 +77,7 @@ def _assert_not_storable(result, X, Y, Z):
     assert bound == pytest.approx(result.margin_upper, rel=1e-6, abs=1e-15)
 
 
-@pytest.mark.parametrize("solver", INSTALLED_SOLVERS)
+@pytest.mark.parametrize("solver", SOLVER_PARAMS)
 @pytest.mark.parametrize("constraints", CONSTRAINTS)
 @pytest.mark.parametrize(("d", "p"), [(5, 2), (6, 6), (10, 7)])
 def test_at_most_d_generic_patterns_are_stored(solver, constraints, d, p):
@@ -88,7 +88,7 @@ def test_at_most_d_generic_patterns_are_stored(solver, constraints, d, p):
     _assert_stored(result, X, Y, Z)
 
 
-@pytest.mark.parametrize("solver", INSTALLED_SOLVERS)
+@pytest.mark.parametrize("solver", SOLVER_PARAMS)
 @pytest.mark.parametrize("constraints", CONSTRAINTS)
 def test_repeated_target_is_not_storable(solver, constraints):
     X, Y = make_associations(6, 8, random_state=1)
@@ -100,7 +100,7 @@ def test_repeated_target_is_not_storable(solver, constraints):
     _assert_not_storable(result, X, Y, Z)
 
 
-@pytest.mark.parametrize("solver", INSTALLED_SOLVERS)
+@pytest.mark.parametrize("solver", SOLVER_PARAMS)
 def test_input_paired_with_two_targets_is_not_storable(solver):
     X, Y = make_associations(5, 8, random_state=3)
     X[2] = X[0]
@@ -130,7 +130,7 @@ def test_reference_verdicts_at_every_p(entry):
             )
 
 
-@pytest.mark.parametrize("solver", INSTALLED_SOLVERS)
+@pytest.mark.parametrize("solver", SOLVER_PARAMS)
 @pytest.mark.parametrize("entry", REFERENCE[::3], ids=lambda e: e["name"])
 def test_each_solver_is_never_wrong_at_the_threshold(solver, entry):
     decided = 0
@@ -142,8 +142,8 @@ def test_each_solver_is_never_wrong_at_the_threshold(solver, entry):
         if result.stored is not None:
             decided += 1
             assert result.stored is entry["verdicts"][p]
-    if solver in ("ECOS", "HIGHS"):
-        assert decided == 2
+    # SCS (first order) may leave one undecided; the others must decide both.
+    assert decided >= (1 if solver == "SCS" else 2)
 
 
 def test_verdicts_are_monotone_along_nested_instances():
