@@ -19,7 +19,7 @@ from scipy.stats import quantile_test
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from assoc_cvx._validation import check_int, check_option
+from assoc_cvx._validation import check_int, check_option, check_positive
 from assoc_cvx.engine import CERTIFICATE_TOL, decide, resolve_solvers
 from assoc_cvx.exceptions import CapacityWarning, CheckpointWarning, SolverWarning
 from assoc_cvx.patterns import DISTRIBUTIONS, NestedPool, as_generator
@@ -436,6 +436,17 @@ def _read_checkpoint(fh, path, key, n_instances):
             continue
         if row is not None and row[0] < n_instances:
             done.setdefault(row[0], {}).update(row[1])
+    for index, verdicts in list(done.items()):
+        lo, hi = _bracket(verdicts)
+        if hi is not None and hi <= lo:
+            warnings.warn(
+                f"Checkpoint {os.fspath(path)!r} says instance {index} is storable "
+                f"at p={lo} but not at p={hi}, which nested instances cannot be; "
+                "its verdicts are ignored and it is recomputed.",
+                CheckpointWarning,
+                stacklevel=3,
+            )
+            del done[index]
     return done
 
 
@@ -591,10 +602,7 @@ def find_capacity(
     check_option(distribution, "distribution", DISTRIBUTIONS)
     solvers = resolve_solvers(solver)
     solver = "auto" if solver.upper() == "AUTO" else solver.upper()
-    if not (isinstance(certificate_tol, Real) and certificate_tol > 0):
-        raise ValueError(
-            f"certificate_tol must be a positive number; got {certificate_tol!r}."
-        )
+    certificate_tol = check_positive(certificate_tol, "certificate_tol")
     p_max = 2 * d * d + 2 if p_max is None else check_int(p_max, "p_max", minimum=2)
     if not (isinstance(confidence, Real) and 0 < confidence < 1):
         raise ValueError(f"confidence must be in (0, 1); got {confidence!r}.")
@@ -613,7 +621,7 @@ def find_capacity(
     entropy = _entropy(random_state)
     seeds = _instance_seeds(entropy, n_instances)
     guess = int(np.clip(round(_GUESS_FACTOR * asymptotic_capacity(d)), 2, p_max))
-    key = _run_key(d, constraints, distribution, entropy, float(certificate_tol))
+    key = _run_key(d, constraints, distribution, entropy, certificate_tol)
 
     start = time.perf_counter()
     fh = None if checkpoint is None else _open_checkpoint(checkpoint)
@@ -625,7 +633,7 @@ def find_capacity(
                 i,
                 NestedPool(d, constraints, distribution, seeds[i]),
                 solvers,
-                float(certificate_tol),
+                certificate_tol,
                 guess,
                 p_max,
                 known.get(i, {}),

@@ -137,7 +137,7 @@ def format_report(result: CapacityResult) -> str:
         ("dimension d", str(s["n_features"])),
         ("constraints", s["constraints"]),
         ("distribution", s["distribution"]),
-        ("instances (undecided)", f"{s['n_instances']} ({s['n_undecided']})"),
+        ("instances (not exact)", f"{s['n_instances']} ({s['n_undecided']})"),
         ("capacity p_c (median)", _fmt(result.capacity)),
         (f"{round(100 * result.confidence)}% interval", interval),
         ("alpha = p_c ln p_c / d^2", _fmt(result.alpha, 3)),

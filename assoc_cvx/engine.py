@@ -45,11 +45,12 @@ logger = logging.getLogger(__name__)
 SOLVERS = {"ECOS": "fro", "CLARABEL": "fro", "HIGHS": "max", "SCS": "fro"}
 
 #: Default cut on the certificate bound of the best normalised margin of the
-#: preconditioned instance (whitened, unit-norm rows; see check_storage). At
-#: threshold instances (d <= 40) storable ones have kappa* >= 2.7e-5, while
-#: unstorable ones give bounds of 1e-13 to 1e-15 with ECOS and HiGHS and 1e-9
-#: to 4e-9 with Clarabel at its default tolerances (tighter ones make it end
-#: "inaccurate").
+#: preconditioned instance (see check_storage). Storable threshold instances
+#: have kappa* >= 2.7e-5 (d <= 40). On the 110 unstorable instances of the
+#: reference file the bound reached at most 3e-11 (ECOS), 3e-15 (HiGHS),
+#: 5e-9 (Clarabel at its default tolerances; tighter ones make it end
+#: "inaccurate") and 1e-8 (SCS): above the cut the attempt is undecided and the
+#: next formulation or solver decides.
 CERTIFICATE_TOL = 1e-8
 
 #: cvxpy keywords that would change the program or the solver chosen.
@@ -125,7 +126,9 @@ class StorageResult:
     ----------
     stored : bool or None
         True: every association is stored by ``W`` (margins recomputed in
-        float64). False: a certificate shows no W stores them. None: undecided.
+        float64, each above its rounding error). False: dual weights certify
+        that no W stores them, up to the cut ``certificate_tol`` on the
+        certificate bound (see :func:`check_storage`). None: undecided.
     status : {"stored", "not_storable", "undecided"}
         The same verdict as a string.
     W : ndarray of shape (d, d) or None
@@ -316,21 +319,48 @@ def solve_program(program, name: str, options: dict) -> SolverRun:
 
 
 def _whitening(A):
-    """Matrix M of shape (d, r) such that ``A @ M`` has orthonormal columns.
+    """Matrix M (d, r) such that ``A @ M`` has orthonormal columns.
 
-    r is the numerical rank of ``A`` (n, d). ``x -> M^T x`` is one-to-one on
-    the row space of ``A``, so it preserves which margins can be positive.
+    r is the numerical rank of ``A`` (n, d); the kept singular values are
+    returned too. ``x -> M^T x`` is one-to-one on the row space of ``A``.
     """
     _, s, Vt = np.linalg.svd(A, full_matrices=False)
     if s.size == 0 or s[0] == 0:
-        return np.zeros((A.shape[1], 0))
+        return np.zeros((A.shape[1], 0)), s[:0]
     keep = s > s[0] * max(A.shape) * np.finfo(np.float64).eps
-    return Vt[keep].T / s[keep]
+    return Vt[keep].T / s[keep], s[keep]
 
 
 def _unit_rows(A):
     norms = np.linalg.norm(A, axis=-1)
     return A / np.where(norms > 0, norms, 1.0)[..., None], norms
+
+
+#: Forster iterations towards radial isotropic position: at most this many,
+#: stopping once the singular values of the unit rows agree to 1 %.
+_RADIAL_ITERATIONS = 100
+
+
+def _radial_isotropic(A):
+    """Map M (d, r) such that the unit rows of ``A @ M`` are nearly isotropic.
+
+    Alternates whitening and row normalisation (Forster's iteration). Both
+    steps are one-to-one on the rows' span or positive row scalings, so they
+    change no sign pattern a linear map can produce, and the limit does not
+    depend on the units of single features or rows. When the iteration does
+    not converge (no isotropic position exists, as when a subspace holds too
+    many rows) it diverges; the first whitening step is returned then.
+    """
+    U, _ = _unit_rows(A)
+    first, s = _whitening(U)
+    M = first
+    for _ in range(_RADIAL_ITERATIONS):
+        if s.size == 0 or s[-1] >= 0.99 * s[0]:
+            return M
+        U, _ = _unit_rows(A @ M)
+        step, s = _whitening(U)
+        M = M @ step
+    return first
 
 
 class _Instance:
@@ -339,14 +369,19 @@ class _Instance:
     Plain: ``X`` and ``D`` divided by their root-mean-square row norms. The
     same W stores both, and margins differ by the factor ``scale``.
 
-    Preconditioned: inputs mapped by a whitening ``Mx`` and difference vectors
-    by ``Ny``, then every row normalised. Storability is unchanged (a W' of
-    the new instance gives ``W = Ny W' Mx^T`` for the plain one), but the
+    Preconditioned: inputs mapped by ``Mx`` and difference vectors by ``Ny``
+    (see :func:`_radial_isotropic`), then every row normalised. Storability
+    is unchanged (a W' of the new instance gives ``W = Ny W' Mx^T``), but the
     geometry no longer depends on the units of single features or patterns,
     so a certificate bound on it is a meaningful test of "not storable".
+
+    Every "stored" verdict is checked on the data as given (``X0``, ``D0``):
+    each margin of ``W / ||W||_F`` must exceed the rounding error bound of
+    its own computation, ``gamma * |d|^T |W| |x|``.
     """
 
     def __init__(self, X, D):
+        self.X0, self.D0 = X, D
         sx, sy = rms_row_norm(X), rms_row_norm(D)
         self.X, self.D = X / sx, D / sy
         self.scale = sx * sy
@@ -355,8 +390,8 @@ class _Instance:
     def preconditioned(self):
         if self._pre is None:
             p, K, d_out = self.D.shape
-            Mx = _whitening(self.X)
-            Ny = _whitening(self.D.reshape(p * K, d_out))
+            Mx = _radial_isotropic(self.X)
+            Ny = _radial_isotropic(self.D.reshape(p * K, d_out))
             Xp, nx = _unit_rows(self.X @ Mx)
             Dp, nd = _unit_rows(self.D @ Ny)
             # A zero row stays zero in both formulations: any weight on it is
@@ -373,15 +408,25 @@ class _Instance:
         bound = np.linalg.norm(Ny.T @ G @ Mx) / np.sum(weights * row_scale)
         return float(np.linalg.norm(G)), float(bound)
 
-    def lower_bound(self, W):
-        """Smallest margin of ``W / ||W||_F`` (plain units), or NaN."""
+    def verified_margin(self, W):
+        """Check W on the data as given.
+
+        Returns the smallest margin of ``W / ||W||_F`` (NaN without a usable
+        W), that unit matrix, and whether every margin is positive beyond
+        its rounding error.
+        """
         if W is None or not np.all(np.isfinite(W)):
-            return np.nan, None
+            return np.nan, None, False
         norm = np.linalg.norm(W)
-        if norm == 0:
-            return np.nan, None
+        if not (np.isfinite(norm) and norm > 0):
+            return np.nan, None, False
         W_unit = W / norm
-        return float(margins(W_unit, self.X, self.D).min()), W_unit
+        m = margins(W_unit, self.X0, self.D0)
+        size = np.einsum(
+            "mkd,md->mk", np.abs(self.D0), np.abs(self.X0) @ np.abs(W_unit).T
+        )
+        gamma = (self.X0.shape[1] + self.D0.shape[2] + 2) * np.finfo(np.float64).eps
+        return float(m.min()), W_unit, bool(np.all(m > gamma * size))
 
 
 @dataclass(frozen=True)
@@ -395,14 +440,17 @@ class _Evidence:
 
 
 def _evidence(instance, formulation, program, tol):
-    """Read the verdict off a solved program, checking everything in numpy."""
+    """Read the verdict off a solved program, checking everything in numpy.
+
+    ``lower`` is in units of the data as given, ``upper`` in plain units.
+    """
     W = program.W.value
     lam = program.margin_constraint.dual_value
     pre = formulation == "preconditioned"
     if pre and W is not None:
         Mx, Ny, *_ = instance.preconditioned()
         W = Ny @ W @ Mx.T
-    lower, W_unit = instance.lower_bound(W)
+    lower, W_unit, verified = instance.verified_margin(W)
     weights = None
     upper = certificate = np.nan
     if lam is not None and np.all(np.isfinite(lam)):
@@ -414,7 +462,7 @@ def _evidence(instance, formulation, program, tol):
         if total > 0:
             weights = lam / total
             upper, certificate = instance.certificate(weights)
-    if lower > 0:
+    if verified:
         verdict = "stored"
     elif certificate <= tol:
         verdict = "not_storable"
@@ -510,7 +558,7 @@ def decide(
     W = margin = None
     weights = None
     if evidence.verdict == "stored":
-        margin = evidence.lower * instance.scale
+        margin = evidence.lower
         W = evidence.W_unit / margin
     elif evidence.verdict == "not_storable":
         weights = evidence.weights
@@ -524,7 +572,7 @@ def decide(
             and SOLVERS[last.solver] == "fro"
         ),
         margin=margin,
-        margin_lower=evidence.lower * instance.scale,
+        margin_lower=evidence.lower,
         margin_upper=evidence.upper * instance.scale,
         certificate=evidence.certificate,
         dual_weights=weights,
@@ -593,7 +641,8 @@ def check_storage(
     Warns
     -----
     SolverWarning
-        When every solver tried left the verdict undecided.
+        When every solver tried left the verdict undecided, or when a solver
+        named by ``solver`` did not decide and another one did.
 
     See Also
     --------
@@ -616,8 +665,9 @@ def check_storage(
     constraint rows. Each verdict carries evidence checked in numpy, never
     the solver's word alone:
 
-    - stored: the solver's W has every margin, recomputed in float64,
-      positive;
+    - stored: every margin of the solver's W, recomputed in float64 on the
+      data as given, is positive by more than the rounding error bound of
+      its computation;
     - not storable: dual weights lambda >= 0 over the margin rows certify
       (Gordan's theorem) that the best normalised margin of the
       preconditioned instance is at most ``certificate_tol``;
@@ -626,8 +676,9 @@ def check_storage(
 
     Each solver first gets the *plain* program, on the data divided by their
     root-mean-square row norms. When that is undecided it gets the
-    *preconditioned* program: inputs and difference vectors whitened (an
-    invertible map on their span, found by SVD) and every row normalised.
+    *preconditioned* program: inputs and difference vectors brought to
+    radial isotropic position (Forster's iteration of whitening and row
+    normalisation; one whitening step when that position does not exist).
     Neither change alters which sets can be stored, but the second makes the
     geometry independent of the units of single features or patterns: a
     storable set whose plain margin is tiny only because one input is 1e-8
@@ -635,7 +686,8 @@ def check_storage(
     there. When that too is undecided, the next installed solver is tried.
     Strictly, "not storable" certifies a preconditioned kappa* below
     ``certificate_tol``; at threshold instances storable sets have kappa*
-    above 1e-5 (d <= 40), unstorable ones certificates of 1e-9 or less.
+    of 2.7e-5 or more (d <= 40), unstorable ones certificates of 1e-8 or
+    less (see :data:`CERTIFICATE_TOL`).
 
     The returned W is the max-margin matrix (minimum Frobenius norm with every
     margin at least one), obtained as the scale-free optimum divided by
@@ -673,12 +725,20 @@ def check_storage(
         certificate_tol=certificate_tol,
         solver_options=_check_solver_options(solver_options),
     )
+    tried = "; ".join(
+        f"{a.solver} {a.formulation}: {a.solver_status} ({a.message})"
+        for a in result.attempts
+    )
     if result.stored is None:
-        tried = "; ".join(
-            f"{a.solver}: {a.solver_status} ({a.message})" for a in result.attempts
-        )
         warnings.warn(
             f"Storage of {p} patterns in dimension {d} is undecided after {tried}.",
+            SolverWarning,
+            stacklevel=2,
+        )
+    elif solver.upper() != "AUTO" and result.solver != names[0]:
+        warnings.warn(
+            f"The requested solver {names[0]} did not decide ({tried}); the "
+            f"verdict came from {result.solver}.",
             SolverWarning,
             stacklevel=2,
         )

@@ -408,3 +408,14 @@ def test_random_state_objects_give_a_reproducible_root(random_state):
     assert [r.verdicts for r in again.instances] == [
         r.verdicts for r in result.instances
     ]
+
+
+def test_checkpoint_contradicting_nesting_is_recomputed(tmp_path):
+    path = tmp_path / "run.jsonl"
+    first = find_capacity(4, n_instances=1, random_state=9, checkpoint=path)
+    row = json.loads(path.read_text().splitlines()[0])
+    row["verdicts"] = {"5": False, "9": True}  # storable at 9 but not at 5
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.warns(CheckpointWarning, match="storable at p=9 but not at p=5"):
+        again = find_capacity(4, n_instances=1, random_state=9, checkpoint=path)
+    assert list(again.critical_p) == list(first.critical_p)

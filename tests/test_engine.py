@@ -246,7 +246,8 @@ def _faulty(fault, bad_solver="ECOS"):
 def test_misbehaving_solver_falls_back_on_a_storable_instance(monkeypatch, fault):
     monkeypatch.setattr(engine, "solve_program", _faulty(fault))
     X, Y = make_associations(6, 6, random_state=8)
-    result = check_storage(X, Y, solver="ECOS")
+    with pytest.warns(SolverWarning, match="requested solver ECOS did not decide"):
+        result = check_storage(X, Y, solver="ECOS")
     assert result.attempts[0].solver == "ECOS"
     assert result.attempts[0].verdict == "undecided"
     assert result.solver != "ECOS"
@@ -263,7 +264,8 @@ def test_misbehaving_solver_never_gives_a_wrong_no(monkeypatch, fault):
     assert result.stored is None
     assert result.status == "undecided"
     assert result.W is None
-    result = check_storage(X, Y, solver="ECOS")
+    with pytest.warns(SolverWarning, match="the verdict came from CLARABEL"):
+        result = check_storage(X, Y, solver="ECOS")
     _assert_not_storable(result, X, Y, None)
 
 
@@ -413,3 +415,57 @@ def test_fallback_must_be_a_bool():
     X, Y = make_associations(4, 4, random_state=0)
     with pytest.raises(TypeError, match="fallback must be True or False"):
         check_storage(X, Y, fallback="no")
+
+
+def test_rejected_highs_option_is_not_silently_ignored():
+    X, Y = make_associations(4, 4, random_state=0)
+    with pytest.warns(SolverWarning, match="requested solver HIGHS did not decide"):
+        result = check_storage(
+            X, Y, solver="HIGHS", solver_options={"HIGHS": {"time_limt": 5}}
+        )
+    assert result.solver != "HIGHS"
+
+
+@pytest.mark.parametrize("exponent", [0, 20, 60])
+@pytest.mark.parametrize("seed", range(5))
+def test_badly_scaled_unstorable_sets_are_never_stored(seed, exponent):
+    # x_1 = 3 x_0 (exactly, scaled by a power of two) with distinct targets:
+    # no linear map stores both, whatever the scale of x_0.
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+    _, Y = make_associations(5, 4, random_state=seed)
+    x0 = np.ldexp(Q[0], -exponent)
+    X = np.vstack([x0, 3 * x0, Q[1:]])
+    result = check_storage(X, Y)
+    assert result.stored is False
+    # an independent, scale-free reading of the certificate: the weighted sum
+    # of the constraint rows is tiny next to the weighted sum of their norms
+    lam = result.dual_weights
+    rows_norm = 0.0
+    for mu in range(5):
+        for k, nu in enumerate(n for n in range(5) if n != mu):
+            rows_norm += lam[mu, k] * np.linalg.norm(np.kron(Y[mu] - Y[nu], X[mu]))
+    assert _certificate_norm(lam, X, Y, None) <= 1e-6 * rows_norm
+
+
+@pytest.mark.parametrize("eps", [1e-7, 1e-9, 1e-11])
+def test_storable_after_feature_and_row_rescaling(eps):
+    # X is a feature-and-row rescaling of [[1, 0], [0, 1], [1, 1]], which is
+    # storable; W_lim @ diag(1, 1 / eps) stores X with the same margins.
+    Y = np.array([[1.0, 0.0], [-0.5, 0.9], [-0.5, -0.9]])
+    X = np.array([[1.0, 0.0], [0.3, 1.0], [1.0, eps]])
+    result = check_storage(X, Y)
+    assert result.stored is True
+    assert _margins_by_loops(result.W, X, Y, None).min() > 0
+
+
+def test_tiny_input_row_is_stored_and_recalled():
+    Q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((4, 4)))
+    _, Y = make_associations(4, 4, random_state=1)
+    X = Q.copy()
+    X[0] *= 1e-40
+    result = check_storage(X, Y)
+    assert result.stored is True
+    scores = X @ result.W.T @ Y.T
+    np.testing.assert_array_equal(scores.argmax(axis=1), np.arange(4))
+    assert _margins_by_loops(result.W, X, Y, None).min() == pytest.approx(1.0)
