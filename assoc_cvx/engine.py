@@ -7,11 +7,14 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import cvxpy as cp
 import numpy as np
 
 from assoc_cvx._validation import (
+    MAX_ABS,
+    MIN_ABS,
     check_competitors,
     check_patterns,
     check_positive,
@@ -363,6 +366,19 @@ def _radial_isotropic(A):
     return first
 
 
+#: Margins too close to zero for the float64 check are recomputed exactly;
+#: beyond this many the verdict is left undecided.
+_MAX_EXACT_CHECKS = 2000
+
+
+def _exact_margin(d, W, x):
+    """``d^T W x`` in exact rational arithmetic on the float64 entries."""
+    Wx = [
+        sum(Fraction(w) * Fraction(v) for w, v in zip(row, x, strict=True)) for row in W
+    ]
+    return sum(Fraction(a) * b for a, b in zip(d, Wx, strict=True))
+
+
 class _Instance:
     """One storage instance in its two formulations, and the evidence checks.
 
@@ -375,9 +391,8 @@ class _Instance:
     geometry no longer depends on the units of single features or patterns,
     so a certificate bound on it is a meaningful test of "not storable".
 
-    Every "stored" verdict is checked on the data as given (``X0``, ``D0``):
-    each margin of ``W / ||W||_F`` must exceed the rounding error bound of
-    its own computation, ``gamma * |d|^T |W| |x|``.
+    Every "stored" verdict is checked on the data as given (``X0``, ``D0``),
+    on the very matrix returned (see :meth:`verified`).
     """
 
     def __init__(self, X, D):
@@ -408,12 +423,15 @@ class _Instance:
         bound = np.linalg.norm(Ny.T @ G @ Mx) / np.sum(weights * row_scale)
         return float(np.linalg.norm(G)), float(bound)
 
-    def verified_margin(self, W):
-        """Check W on the data as given.
+    def verified(self, W):
+        """Check a solver's W on the data as given.
 
         Returns the smallest margin of ``W / ||W||_F`` (NaN without a usable
-        W), that unit matrix, and whether every margin is positive beyond
-        its rounding error.
+        W), the returned matrix ``W / ||W||_F / margin`` (smallest margin
+        one), and whether every margin of that matrix is proved positive:
+        in float64 when it exceeds the rounding error bound of its
+        computation, ``gamma * |d|^T |W| |x|``, otherwise in exact rational
+        arithmetic on the float64 entries.
         """
         if W is None or not np.all(np.isfinite(W)):
             return np.nan, None, False
@@ -421,12 +439,26 @@ class _Instance:
         if not (np.isfinite(norm) and norm > 0):
             return np.nan, None, False
         W_unit = W / norm
-        m = margins(W_unit, self.X0, self.D0)
-        size = np.einsum(
-            "mkd,md->mk", np.abs(self.D0), np.abs(self.X0) @ np.abs(W_unit).T
-        )
+        lower = float(margins(W_unit, self.X0, self.D0).min())
+        if not lower > 0:
+            return lower, None, False
+        W_final = W_unit / lower
+        if not np.all(np.isfinite(W_final)):
+            return lower, None, False
+        with np.errstate(over="ignore", invalid="ignore"):
+            m = margins(W_final, self.X0, self.D0)
+            size = np.einsum(
+                "mkd,md->mk", np.abs(self.D0), np.abs(self.X0) @ np.abs(W_final).T
+            )
         gamma = (self.X0.shape[1] + self.D0.shape[2] + 2) * np.finfo(np.float64).eps
-        return float(m.min()), W_unit, bool(np.all(m > gamma * size))
+        tiny = np.finfo(np.float64).tiny  # subnormal margins are not trusted
+        doubtful = np.argwhere(~(m > np.maximum(gamma * size, tiny)))
+        if len(doubtful) > _MAX_EXACT_CHECKS:
+            return lower, None, False
+        for mu, k in doubtful:
+            if not _exact_margin(self.D0[mu, k], W_final, self.X0[mu]) > 0:
+                return lower, None, False
+        return lower, W_final, True
 
 
 @dataclass(frozen=True)
@@ -435,7 +467,7 @@ class _Evidence:
     lower: float = np.nan
     upper: float = np.nan
     certificate: float = np.nan
-    W_unit: np.ndarray | None = None
+    W: np.ndarray | None = None
     weights: np.ndarray | None = None
 
 
@@ -450,7 +482,7 @@ def _evidence(instance, formulation, program, tol):
     if pre and W is not None:
         Mx, Ny, *_ = instance.preconditioned()
         W = Ny @ W @ Mx.T
-    lower, W_unit, verified = instance.verified_margin(W)
+    lower, W_final, verified = instance.verified(W)
     weights = None
     upper = certificate = np.nan
     if lam is not None and np.all(np.isfinite(lam)):
@@ -468,7 +500,7 @@ def _evidence(instance, formulation, program, tol):
         verdict = "not_storable"
     else:
         verdict = "undecided"
-    return _Evidence(verdict, lower, upper, certificate, W_unit, weights)
+    return _Evidence(verdict, lower, upper, certificate, W_final, weights)
 
 
 def decide(
@@ -503,7 +535,26 @@ def decide(
     Returns
     -------
     result : StorageResult
+
+    Raises
+    ------
+    ValueError
+        When a nonzero difference vector has its largest entry outside
+        [1e-150, 1e150] (targets too close, or too far apart, for float64).
     """
+    # Differences of rows in [MIN_ABS, MAX_ABS] may be smaller than MIN_ABS;
+    # down to MIN_ABS**1.5 margins stay normal float64 numbers.
+    low, high = MIN_ABS**1.5, MAX_ABS**1.5
+    peak = np.max(np.abs(D), axis=-1, initial=0.0)
+    bad = (peak > 0) & ((peak < low) | (peak > high))
+    if np.any(bad):
+        mu, k = np.argwhere(bad)[0]
+        raise ValueError(
+            f"Target {mu} and its competitor {k} differ by a vector whose largest "
+            f"entry is {peak[mu, k]:.3g}, outside [{low:g}, {high:g}]: "
+            "targets that close (or that far apart) leave the float64 range of "
+            "margins. Merge or rescale them."
+        )
     instance = _Instance(X, D)
     programs = {}
     attempts = []
@@ -558,8 +609,7 @@ def decide(
     W = margin = None
     weights = None
     if evidence.verdict == "stored":
-        margin = evidence.lower
-        W = evidence.W_unit / margin
+        margin, W = evidence.lower, evidence.W
     elif evidence.verdict == "not_storable":
         weights = evidence.weights
     return StorageResult(
@@ -696,6 +746,13 @@ def check_storage(
     not. When the verdict came from HIGHS (entrywise bound on W) or from the
     preconditioned program, W stores the set but is not of minimum norm;
     ``result.max_margin`` says which.
+
+    Two limits of float64 remain. Directions of the inputs, or of the target
+    differences, weaker than about ``max(p K, d) * eps`` (1e-14 or so)
+    relative to the strongest are treated as absent by the preconditioning,
+    so a set stored only thanks to them can be reported not storable. And a
+    set whose best preconditioned margin is below ``certificate_tol`` (such
+    as targets 1e-12 apart on a curve) is reported not storable too.
 
     ECOS and SCS catch Ctrl-C inside a solve and return a failure, which
     counts as undecided: press it again during the next solve to stop.

@@ -469,3 +469,40 @@ def test_tiny_input_row_is_stored_and_recalled():
     scores = X @ result.W.T @ Y.T
     np.testing.assert_array_equal(scores.argmax(axis=1), np.arange(4))
     assert _margins_by_loops(result.W, X, Y, None).min() == pytest.approx(1.0)
+
+
+def test_margins_below_the_float64_rounding_bound_are_checked_exactly():
+    # Storable by construction (independent inputs, affinely independent
+    # targets), but so badly scaled that the margins of the solver's W sit
+    # below the worst-case rounding bound of their float64 computation.
+    X = np.array(
+        [
+            [3.8399997711181641e02, -2.2888183593750000e-05, -1.5732480000228882e06],
+            [-3.8400003051757812e02, -3.0517578125000000e-05, -2.0967680000305176e06],
+            [1.2799999237060547e02, -7.6293945312500000e-06, -2.0972800000076294e06],
+        ]
+    )
+    Y = np.array(
+        [
+            [-1.3421772800000384e08, -1.3421772800000381e08, -6.7108864000003785e07],
+            [2.6843545600000000e08, 2.6843545600000000e08, 1.3421772800000000e08],
+            [-5.3687091199999905e08, -5.3687091199999905e08, -2.6843545599999905e08],
+        ]
+    )
+    result = check_storage(X, Y)
+    assert result.stored is True
+    exact = [
+        engine._exact_margin(Y[mu] - Y[nu], result.W, X[mu])
+        for mu in range(3)
+        for nu in range(3)
+        if nu != mu
+    ]
+    assert min(exact) > 0
+
+
+def test_targets_closer_than_float64_margins_raise():
+    X, Y = make_associations(3, 3, random_state=0)
+    Y[0] = [1.0, 0.0, 0.0]
+    Y[1] = [1.0, 0.0, 1e-200]
+    with pytest.raises(ValueError, match="differ by a vector whose largest entry"):
+        check_storage(X, Y)
