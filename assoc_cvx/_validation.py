@@ -14,6 +14,7 @@ __all__ = [
     "check_patterns",
     "check_positive",
     "check_row_scale",
+    "first_row_out_of_range",
     "rms_row_norm",
 ]
 
@@ -90,18 +91,31 @@ def rms_row_norm(A):
     return peak * float(np.sqrt(np.mean(np.sum(B * B, axis=-1))))
 
 
+def first_row_out_of_range(A, low=MIN_ABS, high=MAX_ABS):
+    """Locate the first nonzero row whose largest entry is out of range.
+
+    Rows run along the last axis of ``A``. Returns ``(index, largest |entry|)``
+    for the first nonzero row whose largest absolute entry is outside
+    [low, high], or None if there is none.
+    """
+    peak = np.max(np.abs(A), axis=-1, initial=0.0)
+    bad = (peak > 0) & ((peak < low) | (peak > high))
+    if not np.any(bad):
+        return None
+    index = tuple(int(i) for i in np.argwhere(bad)[0])
+    return index, float(peak[index])
+
+
 def check_row_scale(A, name):
     """Raise if a nonzero row of ``A`` has entries too small or too large.
 
     Storage does not depend on the scale of the patterns, but margins of
     patterns near the ends of the float64 range under- or overflow.
     """
-    peak = np.max(np.abs(A), axis=-1, initial=0.0)
-    bad = (peak > 0) & ((peak < MIN_ABS) | (peak > MAX_ABS))
-    if np.any(bad):
-        value = peak[bad].flat[0]
+    found = first_row_out_of_range(A)
+    if found is not None:
         raise ValueError(
-            f"{name} has a row whose largest entry is {value:.3g}, outside "
+            f"{name} has a row whose largest entry is {found[1]:.3g}, outside "
             f"[{MIN_ABS:g}, {MAX_ABS:g}]; rescale it (storage does not depend "
             "on the scale of a pattern)."
         )

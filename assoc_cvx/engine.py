@@ -18,6 +18,7 @@ from assoc_cvx._validation import (
     check_competitors,
     check_patterns,
     check_positive,
+    first_row_out_of_range,
     rms_row_norm,
 )
 from assoc_cvx.exceptions import SolverError, SolverWarning
@@ -100,8 +101,8 @@ class Attempt:
         Solver name.
     formulation : {"plain", "preconditioned"}
         ``"plain"``: the data as given (up to one global scale).
-        ``"preconditioned"``: inputs and difference vectors whitened and
-        normalised row by row, tried when the plain one is undecided.
+        ``"preconditioned"``: inputs and difference vectors brought to
+        radial isotropic position, tried when the plain one is undecided.
     solver_status : str
         The status cvxpy reported, or ``"error"`` when the solver raised.
     verdict : {"stored", "not_storable", "undecided"}
@@ -545,13 +546,12 @@ def decide(
     # Differences of rows in [MIN_ABS, MAX_ABS] may be smaller than MIN_ABS;
     # down to MIN_ABS**1.5 margins stay normal float64 numbers.
     low, high = MIN_ABS**1.5, MAX_ABS**1.5
-    peak = np.max(np.abs(D), axis=-1, initial=0.0)
-    bad = (peak > 0) & ((peak < low) | (peak > high))
-    if np.any(bad):
-        mu, k = np.argwhere(bad)[0]
+    found = first_row_out_of_range(D, low, high)
+    if found is not None:
+        (mu, k), value = found
         raise ValueError(
             f"Target {mu} and its competitor {k} differ by a vector whose largest "
-            f"entry is {peak[mu, k]:.3g}, outside [{low:g}, {high:g}]: "
+            f"entry is {value:.3g}, outside [{low:g}, {high:g}]: "
             "targets that close (or that far apart) leave the float64 range of "
             "margins. Merge or rescale them."
         )
