@@ -21,13 +21,19 @@ from assoc_cvx.engine import (
 )
 from assoc_cvx.exceptions import SolverError, StorageWarning
 from assoc_cvx.programs import difference_tensor, margins, soft_margin_program
+from assoc_cvx.rules import (
+    GRADIENT_DEFAULTS,
+    check_rule_params,
+    gradient_weights,
+    pseudo_inverse_weights,
+)
 
 __all__ = ["RULES", "LinearAssociativeMemory"]
 
 logger = logging.getLogger(__name__)
 
 #: Learning rules accepted by :class:`LinearAssociativeMemory`.
-RULES = ("max_margin", "hebbian")
+RULES = ("max_margin", "hebbian", "pseudo_inverse", "gradient")
 
 
 def _unit_exponent(A, axis=None):
@@ -75,11 +81,18 @@ class LinearAssociativeMemory(BaseEstimator):
 
     Parameters
     ----------
-    rule : {"max_margin", "hebbian"}, default="max_margin"
+    rule : {"max_margin", "hebbian", "pseudo_inverse", "gradient"}, \
+default="max_margin"
         Learning rule. ``"max_margin"``: the matrix of smallest Frobenius norm
         with every margin at least one, found by convex programming, or the
         soft-margin matrix when the associations cannot all be stored.
         ``"hebbian"``: the outer-product rule ``W = Y^T X``, no solver.
+        ``"pseudo_inverse"``: the least-squares matrix whose scores
+        ``X W^T Y^T`` are closest to the identity, ``W = Y^+ (X^+)^T``.
+        ``"gradient"``: full-batch training of W on softmax cross-entropy
+        over the fitted targets (see :func:`assoc_cvx.rules.gradient_weights`
+        and the parameters below). The last three only compute a W and check
+        it; when it fails, another W may still store the associations.
     solver : {"auto", "ECOS", "CLARABEL", "HIGHS", "SCS"}, default="auto"
         Solver of the convex programs (case-insensitive). ``"auto"`` tries the
         installed ones in that order; a named solver is tried first and the
@@ -106,6 +119,19 @@ class LinearAssociativeMemory(BaseEstimator):
         of the preconditioned instance (whitened inputs and difference
         vectors, unit rows; see :func:`assoc_cvx.check_storage`) by at most
         this. Must be positive.
+    learning_rate : float, default=0.1
+        Step size of ``rule="gradient"``, positive.
+    max_iter : int, default=4000
+        Largest number of full-batch steps of ``rule="gradient"``.
+    optimizer : {"adam", "sgd"}, default="adam"
+        Optimiser of ``rule="gradient"``: Adam, or gradient descent with
+        momentum 0.9.
+    tol : float, default=1e-8
+        ``rule="gradient"`` stops when the largest absolute entry of the
+        gradient is at most this (it also stops as soon as every
+        association is recalled). Non-negative.
+    random_state : None, int or numpy.random.Generator, default=None
+        Seed of the small random initial W of ``rule="gradient"``.
 
     Attributes
     ----------
@@ -115,9 +141,10 @@ class LinearAssociativeMemory(BaseEstimator):
         True: every fitted association is recalled strictly by ``coef_``
         (margins recomputed in float64). False: ``rule="max_margin"``: a
         certificate shows that no matrix stores them, and ``coef_`` is the
-        soft-margin matrix; ``rule="hebbian"``: the Hebbian matrix leaves some
-        association unrecalled. None: storage could not be decided, and
-        ``coef_`` is the soft-margin matrix.
+        soft-margin matrix; the other rules: their matrix leaves some
+        association unrecalled, which proves nothing about other matrices.
+        None: storage could not be decided, and ``coef_`` is the soft-margin
+        matrix.
     margin_ : float
         Smallest margin ``(y_mu - y_nu)^T W x_mu`` of ``W = coef_ /
         ||coef_||_F`` over the fitted pairs. With ``rule="max_margin"`` and
@@ -132,9 +159,14 @@ class LinearAssociativeMemory(BaseEstimator):
         returns rows of it.
     storage_result_ : StorageResult or None
         The storage verdict with its evidence (``rule="max_margin"``), None
-        for ``rule="hebbian"``.
+        for the other rules.
     solver_ : str or None
-        The solver that computed ``coef_``; None for ``rule="hebbian"``.
+        The solver that computed ``coef_``; None for the rules that use no
+        solver.
+    n_iter_ : int
+        Gradient steps taken by ``rule="gradient"`` (counted as 1 when the
+        initial W already recalls everything); 1 for the other rules, which
+        compute ``coef_`` in one pass.
     n_features_in_ : int
         Number of input features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -223,11 +255,21 @@ class LinearAssociativeMemory(BaseEstimator):
         solver: str = "auto",
         C: float = 1.0,
         certificate_tol: float = CERTIFICATE_TOL,
+        learning_rate: float = GRADIENT_DEFAULTS["learning_rate"],
+        max_iter: int = GRADIENT_DEFAULTS["max_iter"],
+        optimizer: str = GRADIENT_DEFAULTS["optimizer"],
+        tol: float = GRADIENT_DEFAULTS["tol"],
+        random_state=None,
     ) -> None:
         self.rule = rule
         self.solver = solver
         self.C = C
         self.certificate_tol = certificate_tol
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.optimizer = optimizer
+        self.tol = tol
+        self.random_state = random_state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -237,7 +279,11 @@ class LinearAssociativeMemory(BaseEstimator):
         return tags
 
     def _check_params(self):
-        """Validate the parameters; return the solvers to try, C and the cut."""
+        """Validate the parameters.
+
+        Returns the solvers to try, C, the certificate cut and the settings
+        of the gradient rule.
+        """
         owner = type(self).__name__
         if not isinstance(self.rule, str) or self.rule not in RULES:
             raise ValueError(
@@ -249,7 +295,17 @@ class LinearAssociativeMemory(BaseEstimator):
         certificate_tol = check_positive(
             self.certificate_tol, f"The certificate_tol parameter of {owner}"
         )
-        return solvers, C, certificate_tol
+        gradient_settings = check_rule_params(
+            {
+                "learning_rate": self.learning_rate,
+                "max_iter": self.max_iter,
+                "optimizer": self.optimizer,
+                "tol": self.tol,
+                "random_state": self.random_state,
+            },
+            owner=owner,
+        )
+        return solvers, C, certificate_tol, gradient_settings
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> "LinearAssociativeMemory":
         """Learn the memory matrix from associations.
@@ -287,7 +343,7 @@ class LinearAssociativeMemory(BaseEstimator):
             When the fitted associations are not all stored by ``coef_``, or
             it could not be decided whether they can be.
         """
-        solvers, C, certificate_tol = self._check_params()
+        solvers, C, certificate_tol, gradient_settings = self._check_params()
         _reject_sparse_targets(y)
         X, Y = validate_data(
             self,
@@ -303,7 +359,30 @@ class LinearAssociativeMemory(BaseEstimator):
         check_row_scale(targets, "y")
         D = difference_tensor(targets)
         p = X.shape[0]
-        if self.rule == "hebbian":
+        n_iter = 1
+        if self.rule in ("pseudo_inverse", "gradient"):
+            # Trained on data of unit root-mean-square row norm (the gradient
+            # rule depends on scale; both would over- or underflow at the
+            # ends of the accepted scales), then scaled back.
+            sx, sy = rms_row_norm(X), rms_row_norm(targets)
+            if self.rule == "pseudo_inverse":
+                W_unit = pseudo_inverse_weights(X / sx, targets / sy)
+            else:
+                trained = gradient_weights(X / sx, targets / sy, **gradient_settings)
+                W_unit, n_iter = trained.W, max(trained.n_iter, 1)
+            W = W_unit / sx / sy
+            recalled = _recalled(_ranking_scores(X, W, targets))
+            stored, n_recalled = bool(recalled.all()), int(recalled.sum())
+            result = solver = None
+            if not stored:
+                warnings.warn(
+                    f"The {self.rule} rule's matrix recalls {n_recalled} of {p} "
+                    "associations strictly; rule='max_margin' stores them all "
+                    "when that is possible.",
+                    StorageWarning,
+                    stacklevel=2,
+                )
+        elif self.rule == "hebbian":
             W = targets.T @ X
             # Ranked as in score(), on rescaled data: X @ W.T @ targets.T
             # would over- or underflow at the ends of the accepted scales.
@@ -357,6 +436,7 @@ class LinearAssociativeMemory(BaseEstimator):
         self.targets_ = Y
         self.storage_result_ = result
         self.solver_ = solver
+        self.n_iter_ = n_iter
         return self
 
     def decision_function(self, X: ArrayLike) -> np.ndarray:

@@ -48,7 +48,13 @@ def _stores_directly(W, X, Y):
 
 @pytest.mark.filterwarnings("ignore::assoc_cvx.exceptions.StorageWarning")
 @parametrize_with_checks(
-    [LinearAssociativeMemory(), LinearAssociativeMemory("hebbian")]
+    [
+        LinearAssociativeMemory(),
+        LinearAssociativeMemory("hebbian"),
+        LinearAssociativeMemory("pseudo_inverse"),
+        # few steps: the checks fit unstorable class-label targets many times
+        LinearAssociativeMemory("gradient", max_iter=50),
+    ]
 )
 def test_sklearn_estimator_checks(estimator, check):
     # Class-label targets repeat values, so max_margin fits go to the soft
@@ -361,7 +367,33 @@ def test_soft_margin_fit_does_not_depend_on_balanced_scales(a, b):
             {"rule": "oja"},
             ValueError,
             "The rule parameter of LinearAssociativeMemory must be one of "
-            "'max_margin', 'hebbian'; got 'oja'",
+            "'max_margin', 'hebbian', 'pseudo_inverse', 'gradient'; got 'oja'",
+        ),
+        (
+            {"optimizer": "lbfgs"},
+            ValueError,
+            "LinearAssociativeMemory: optimizer must be one of 'adam', 'sgd'; "
+            "got 'lbfgs'",
+        ),
+        (
+            {"learning_rate": 0.0},
+            ValueError,
+            "LinearAssociativeMemory: learning_rate must be a positive finite",
+        ),
+        (
+            {"max_iter": 0},
+            ValueError,
+            "LinearAssociativeMemory: max_iter must be an integer >= 1",
+        ),
+        (
+            {"tol": -1.0},
+            ValueError,
+            r"LinearAssociativeMemory: tol must be in \[0, inf\]",
+        ),
+        (
+            {"random_state": "seed"},
+            TypeError,
+            "random_state must be None, an int",
         ),
         (
             {"solver": "gurobi"},
@@ -488,3 +520,44 @@ def test_soft_margin_failure_raises_solver_error(monkeypatch, solver):
         LinearAssociativeMemory(solver=solver).fit(X, Y)
     for name in INSTALLED_SOLVERS:  # every installed solver was tried
         assert f"{name}: {name} crashed" in str(err.value)
+
+
+@pytest.mark.parametrize("rule", ["pseudo_inverse", "gradient"])
+def test_learning_rules_store_few_patterns(rule):
+    # p <= d generic patterns: the pseudo-inverse scores are the identity,
+    # and cross-entropy training recalls them within a few steps.
+    X, Y = make_associations(8, 10, random_state=_rng(3))
+    memory = LinearAssociativeMemory(rule, random_state=0).fit(X, Y)
+    assert memory.stored_ is True
+    assert memory.storage_result_ is None
+    assert memory.solver_ is None
+    assert _stores_directly(memory.coef_, X, Y)
+    assert memory.margin_ > 0
+    if rule == "pseudo_inverse":
+        np.testing.assert_allclose(X @ memory.coef_.T @ Y.T, np.eye(8), atol=1e-9)
+        assert memory.n_iter_ == 1
+    else:
+        assert 1 <= memory.n_iter_ < memory.max_iter
+
+
+@pytest.mark.parametrize("rule", ["pseudo_inverse", "gradient", "hebbian"])
+def test_learning_rules_warn_when_they_fail(rule):
+    # p = 60 > d log d: no rule of these recalls all at d = 6 (the exact
+    # capacity is about 13), and the warning counts the recalled ones.
+    X, Y = make_associations(60, 6, random_state=_rng(4))
+    memory = LinearAssociativeMemory(rule, max_iter=200, random_state=0)
+    with pytest.warns(StorageWarning, match=r"recalls \d+ of 60 associations"):
+        memory.fit(X, Y)
+    assert memory.stored_ is False
+    assert memory.score(X, Y) < 1.0
+    assert memory.margin_ < 0
+
+
+def test_gradient_rule_is_reproducible_and_scale_free_in_verdict():
+    X, Y = make_associations(14, 8, random_state=_rng(5))
+    a = LinearAssociativeMemory("gradient", random_state=1).fit(X, Y)
+    b = LinearAssociativeMemory("gradient", random_state=1).fit(X, Y)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    c = LinearAssociativeMemory("gradient", random_state=1).fit(1e60 * X, 1e-70 * Y)
+    assert c.stored_ == a.stored_
+    np.testing.assert_allclose(c.coef_ * 1e-10, a.coef_, rtol=1e-9)
