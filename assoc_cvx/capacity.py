@@ -3,6 +3,7 @@
 import itertools
 import json
 import logging
+import math
 import os
 import re
 import stat
@@ -24,12 +25,13 @@ from assoc_cvx.engine import CERTIFICATE_TOL, decide, resolve_solvers
 from assoc_cvx.exceptions import CapacityWarning, CheckpointWarning, SolverWarning
 from assoc_cvx.patterns import DISTRIBUTIONS, NestedPool, as_generator
 from assoc_cvx.programs import CONSTRAINT_SETS, difference_tensor
+from assoc_cvx.rules import LEARNING_RULES, check_rule_params, fit_rule, recalled
 from assoc_cvx.theory import asymptotic_capacity, capacity_alpha
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CapacityResult", "InstanceCapacity", "find_capacity"]
+__all__ = ["CAPACITY_RULES", "CapacityResult", "InstanceCapacity", "find_capacity"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,9 @@ _GUESS_FACTOR = 1.7
 _MAX_UNDECIDED = 3
 #: A key of a checkpoint's verdicts: the decimal digits of p.
 _P_KEY = re.compile(r"[0-9]+")
+#: Rules whose capacity :func:`find_capacity` measures: the exact max-margin
+#: verdict, and the learning rules of :mod:`assoc_cvx.rules` (lower bounds).
+CAPACITY_RULES = ("max_margin", *LEARNING_RULES)
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,12 @@ class CapacityResult:
         Wall-clock seconds of the run.
     solver : str
         Solver requested: ``"auto"`` or an upper-case name in :data:`SOLVERS`.
+    rule : str
+        ``"max_margin"`` (exact verdicts) or a learning rule, whose critical
+        p is only a lower bound on the instance's (see :func:`find_capacity`).
+    recall : float
+        Fraction of associations a learning rule had to recall (1.0 for
+        ``"max_margin"``).
     """
 
     n_features: int
@@ -119,6 +130,8 @@ class CapacityResult:
     asymptote: float
     elapsed: float
     solver: str = "auto"
+    rule: str = "max_margin"
+    recall: float = 1.0
     _curve: tuple = field(default=(), repr=False)
 
     def __repr__(self) -> str:
@@ -197,6 +210,8 @@ class CapacityResult:
             "asymptote_alpha": 0.5,
             "entropy": self.entropy,
             "solver": self.solver,
+            "rule": self.rule,
+            "recall": self.recall,
             "elapsed": self.elapsed,
         }
 
@@ -311,11 +326,29 @@ def _outcome(index, verdicts, solve_time):
     )
 
 
-def _bisect(index, pool, solvers, certificate_tol, guess, p_max, known):
+@dataclass(frozen=True)
+class _RuleJudge:
+    """Verdict of a learning rule at one p: fit it, count recalls in numpy."""
+
+    rule: str
+    recall: float
+    params: dict
+
+    def __call__(self, X, Y, Z):
+        start = time.perf_counter()
+        W = fit_rule(self.rule, X, Y, Z, self.params)
+        n_recalled = int(recalled(W, X, Y, Z).sum())
+        needed = math.ceil(self.recall * len(X) - 1e-9)
+        return n_recalled >= needed, time.perf_counter() - start
+
+
+def _bisect(index, pool, solvers, certificate_tol, guess, p_max, known, judge=None):
     """Find the critical p of one nested instance.
 
     Uses that a W storing the instance at p stores every smaller one (its
-    constraints are a subset), so one verdict settles a whole side.
+    constraints are a subset), so one verdict settles a whole side. A
+    ``judge`` (a :class:`_RuleJudge`) replaces the exact verdict by a
+    learning rule's, for which that monotonicity is only assumed.
     """
     verdicts = dict(known)
     lo, hi = _bracket(verdicts)
@@ -330,15 +363,19 @@ def _bisect(index, pool, solvers, certificate_tol, guess, p_max, known):
                 v = verdicts[p]
             else:
                 X, Y, Z = pool(p)
-                res = decide(
-                    X,
-                    difference_tensor(Y, Z),
-                    solvers=solvers,
-                    constraints=pool.constraints,
-                    certificate_tol=certificate_tol,
-                )
-                v = res.stored
-                solve_time += res.compile_time + res.solve_time
+                if judge is None:
+                    res = decide(
+                        X,
+                        difference_tensor(Y, Z),
+                        solvers=solvers,
+                        constraints=pool.constraints,
+                        certificate_tol=certificate_tol,
+                    )
+                    v = res.stored
+                    solve_time += res.compile_time + res.solve_time
+                else:
+                    v, elapsed = judge(X, Y, Z)
+                    solve_time += elapsed
                 verdicts[p] = v
             if v is True:
                 if p > guess:
@@ -499,6 +536,9 @@ def find_capacity(
     checkpoint: str | os.PathLike | None = None,
     progress: bool = False,
     callback: Callable[[InstanceCapacity], object] | None = None,
+    rule: str = "max_margin",
+    recall: float = 1.0,
+    rule_params: dict | None = None,
 ) -> CapacityResult:
     r"""Measure the storage capacity of random d x d linear memories.
 
@@ -554,6 +594,22 @@ def find_capacity(
     callback : callable, default=None
         Called in the main process with each :class:`InstanceCapacity` as it
         finishes (after it is written to ``checkpoint``).
+    rule : {"max_margin", "hebbian", "pseudo_inverse", "gradient"}, \
+default="max_margin"
+        ``"max_margin"``: exact verdicts of the convex programs (``solver``
+        and ``certificate_tol`` apply). A learning rule (see
+        :mod:`assoc_cvx.rules`): the instance counts as storable at p when
+        the rule's W, checked in numpy, recalls at least ``recall`` of the
+        p associations. Such capacities are lower bounds, not certified
+        limits (see Notes).
+    recall : float, default=1.0
+        Fraction in (0, 1] of associations a learning rule must recall,
+        e.g. 0.99 (rounded up to whole associations: below p = 100, 0.99
+        means all). Must be 1.0 for ``"max_margin"``.
+    rule_params : dict, default=None
+        Settings of ``rule="gradient"`` (``optimizer``, ``learning_rate``,
+        ``max_iter``, ``tol``, ``momentum``, ``early_stopping``,
+        ``random_state``; see :func:`assoc_cvx.rules.gradient_weights`).
 
     Returns
     -------
@@ -589,6 +645,13 @@ def find_capacity(
     :math:`p \log p / d^2 = 1/2` for both constraint sets; convergence is
     slow, and at d = 10 and 20 the measured capacity is about 1.7 times it.
 
+    With a learning rule the critical p of an instance is found by the same
+    bisection, which assumes that the rule succeeds at every p below one
+    where it succeeds. Nothing guarantees that for these rules, and a rule
+    that fails proves nothing about other matrices, so the result is a lower
+    bound on the exact capacity of the same instances (same
+    ``random_state``), not a certified limit.
+
     Examples
     --------
     >>> from assoc_cvx import find_capacity
@@ -602,6 +665,27 @@ def find_capacity(
     check_option(distribution, "distribution", DISTRIBUTIONS)
     solvers = resolve_solvers(solver)
     solver = "auto" if solver.upper() == "AUTO" else solver.upper()
+    check_option(rule, "rule", CAPACITY_RULES)
+    if isinstance(recall, bool) or not (isinstance(recall, Real) and 0 < recall <= 1):
+        raise ValueError(f"recall must be a number in (0, 1]; got {recall!r}.")
+    recall = float(recall)
+    if rule == "max_margin" and recall != 1.0:
+        raise ValueError(
+            "recall must be 1.0 with rule='max_margin' (exact storage of every "
+            f"association); got {recall!r}. Use a learning rule for partial recall."
+        )
+    if rule_params is not None and rule != "gradient":
+        raise ValueError(
+            f"rule_params applies to rule='gradient' only; got rule={rule!r}."
+        )
+    params = check_rule_params(rule_params, "rule_params") if rule == "gradient" else {}
+    seed = params.get("random_state")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, Integral)):
+        raise TypeError(
+            "rule_params['random_state'] must be None or an int, so that the "
+            f"run can be checkpointed and repeated; got {type(seed).__name__}."
+        )
+    judge = None if rule == "max_margin" else _RuleJudge(rule, recall, params)
     certificate_tol = check_positive(certificate_tol, "certificate_tol")
     p_max = 2 * d * d + 2 if p_max is None else check_int(p_max, "p_max", minimum=2)
     if not (isinstance(confidence, Real) and 0 < confidence < 1):
@@ -622,6 +706,12 @@ def find_capacity(
     seeds = _instance_seeds(entropy, n_instances)
     guess = int(np.clip(round(_GUESS_FACTOR * asymptotic_capacity(d)), 2, p_max))
     key = _run_key(d, constraints, distribution, entropy, certificate_tol)
+    if judge is not None:
+        key.update(
+            rule=rule,
+            recall=recall,
+            rule_params={**params, "random_state": None if seed is None else str(seed)},
+        )
 
     start = time.perf_counter()
     fh = None if checkpoint is None else _open_checkpoint(checkpoint)
@@ -637,6 +727,7 @@ def find_capacity(
                 guess,
                 p_max,
                 known.get(i, {}),
+                judge,
             )
             for i in sorted(set(range(n_instances)) - set(settled))
         ]
@@ -684,6 +775,8 @@ def find_capacity(
         confidence=float(confidence),
         elapsed=time.perf_counter() - start,
         solver=solver,
+        rule=rule,
+        recall=recall,
     )
 
 

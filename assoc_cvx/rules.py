@@ -375,15 +375,16 @@ def gradient_weights(
             stop = "tol"
             break
         n_iter = step
-        if settings["optimizer"] == "adam":
-            m = beta1 * m + (1 - beta1) * grad
-            v = beta2 * v + (1 - beta2) * grad * grad
-            m_hat = m / (1 - beta1**step)
-            v_hat = v / (1 - beta2**step)
-            W = W - lr * m_hat / (np.sqrt(v_hat) + eps)
-        else:
-            m = settings["momentum"] * m + grad
-            W = W - lr * m
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below
+            if settings["optimizer"] == "adam":
+                m = beta1 * m + (1 - beta1) * grad
+                v = beta2 * v + (1 - beta2) * grad * grad
+                m_hat = m / (1 - beta1**step)
+                v_hat = v / (1 - beta2**step)
+                W = W - lr * m_hat / (np.sqrt(v_hat) + eps)
+            else:
+                m = settings["momentum"] * m + grad
+                W = W - lr * m
         if not np.all(np.isfinite(W)):
             raise FloatingPointError(
                 f"gradient training diverged at step {step} (learning_rate={lr:g}); "

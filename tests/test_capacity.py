@@ -419,3 +419,107 @@ def test_checkpoint_contradicting_nesting_is_recomputed(tmp_path):
     with pytest.warns(CheckpointWarning, match="storable at p=9 but not at p=5"):
         again = find_capacity(4, n_instances=1, random_state=9, checkpoint=path)
     assert list(again.critical_p) == list(first.critical_p)
+
+
+# --- learning rules -------------------------------------------------------------
+
+
+def _rule_linear_scan(result, index, rule, recall=1.0):
+    """Largest p below the first at which the rule fails, scanning upward."""
+    from assoc_cvx.rules import fit_rule, recalled
+
+    p = 2
+    while True:
+        X, Y, Z = result.instance(index, p)
+        ok = recalled(fit_rule(rule, X, Y, Z), X, Y, Z)
+        if ok.sum() < np.ceil(recall * p - 1e-9):
+            return p - 1
+        p += 1
+
+
+@pytest.mark.parametrize("constraints", ["coupled", "decoupled"])
+@pytest.mark.parametrize("rule", ["hebbian", "pseudo_inverse"])
+def test_rule_capacity_is_below_the_exact_one(constraints, rule):
+    kwargs = {"constraints": constraints, "n_instances": 4, "random_state": 3}
+    exact = find_capacity(6, **kwargs)
+    learned = find_capacity(6, rule=rule, **kwargs)
+    assert learned.rule == rule
+    assert learned.summary()["rule"] == rule
+    assert np.all(learned.critical_p <= exact.critical_p)
+    # the rules fail well below the exact capacity at d = 6
+    assert learned.capacity < exact.capacity
+
+
+def test_gradient_capacity_is_below_the_exact_one_and_close():
+    exact = find_capacity(5, n_instances=3, random_state=4)
+    trained = find_capacity(
+        5, n_instances=3, random_state=4, rule="gradient", rule_params={"max_iter": 500}
+    )
+    assert np.all(trained.critical_p <= exact.critical_p)
+    assert trained.capacity >= 0.6 * exact.capacity
+
+
+def test_rule_bisection_matches_a_linear_scan_for_hebbian():
+    result = find_capacity(8, n_instances=3, random_state=5, rule="hebbian")
+    for i, outcome in enumerate(result.instances):
+        assert outcome.critical_p == _rule_linear_scan(result, i, "hebbian")
+
+
+def test_partial_recall_capacity_is_at_least_full_recall():
+    full = find_capacity(8, n_instances=4, random_state=6, rule="pseudo_inverse")
+    part = find_capacity(
+        8, n_instances=4, random_state=6, rule="pseudo_inverse", recall=0.8
+    )
+    assert part.recall == 0.8
+    assert np.all(part.critical_p >= full.critical_p)
+    assert part.capacity > full.capacity
+
+
+def test_rule_checkpoints_are_kept_apart(tmp_path):
+    path = tmp_path / "run.jsonl"
+    exact = find_capacity(5, n_instances=2, random_state=7, checkpoint=path)
+    hebb = find_capacity(
+        5, n_instances=2, random_state=7, checkpoint=path, rule="hebbian"
+    )
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) == 4
+    assert sum(r["key"].get("rule") == "hebbian" for r in rows) == 2
+    # resuming takes every verdict from the file
+    again = find_capacity(
+        5, n_instances=2, random_state=7, checkpoint=path, rule="hebbian"
+    )
+    np.testing.assert_array_equal(again.critical_p, hebb.critical_p)
+    assert all(r.solve_time == 0 for r in again.instances)
+    assert len(path.read_text().splitlines()) == 4
+    assert not np.array_equal(exact.critical_p, hebb.critical_p)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"rule": "oja"}, ValueError, "rule must be one of 'max_margin', 'hebbian'"),
+        ({"rule": "hebbian", "recall": 0.0}, ValueError, r"recall must be .* \(0, 1\]"),
+        ({"recall": 0.9}, ValueError, "recall must be 1.0 with rule='max_margin'"),
+        (
+            {"rule": "hebbian", "rule_params": {"max_iter": 3}},
+            ValueError,
+            "rule_params applies to rule='gradient' only",
+        ),
+        (
+            {"rule": "gradient", "rule_params": {"steps": 3}},
+            ValueError,
+            "unknown gradient settings",
+        ),
+        (
+            {
+                "rule": "gradient",
+                "rule_params": {"random_state": np.random.default_rng()},
+            },
+            TypeError,
+            r"rule_params\['random_state'\] must be None or an int",
+        ),
+    ],
+)
+def test_rule_arguments_are_checked(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        find_capacity(4, n_instances=1, random_state=0, **kwargs)
