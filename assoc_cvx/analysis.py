@@ -58,6 +58,10 @@ class ScoreAnalysis:
         normal scores (see :func:`extreme_value_location`).
     n_competitors : int
         Competitors per input, K.
+    competitor_std : float
+        Standard deviation of all competitor scores (about one for a random
+        W); ``competitor_std * extreme_value_level`` is where the largest of
+        K independent normal scores of that spread would sit.
     recall : float
         Fraction of inputs with a positive gap.
     """
@@ -69,6 +73,7 @@ class ScoreAnalysis:
     gumbel_scale: float
     extreme_value_level: float
     n_competitors: int
+    competitor_std: float
     recall: float
 
 
@@ -255,6 +260,7 @@ def score_analysis(memory, X, Y=None, competitors=None) -> ScoreAnalysis:
         gumbel_scale=float(scale),
         extreme_value_level=extreme_value_location(K) if K >= 2 else float("nan"),
         n_competitors=K,
+        competitor_std=float(np.std(others)),
         recall=float(np.mean(gap > 0)),
     )
 

@@ -1,4 +1,4 @@
-"""Command-line interface: ``assoc-cvx capacity --dim D ...``."""
+"""Command-line interface: ``assoc-cvx capacity`` and ``assoc-cvx reproduce``."""
 
 import argparse
 import json
@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from assoc_cvx import __version__
-from assoc_cvx.capacity import CapacityResult, find_capacity
+from assoc_cvx.capacity import CAPACITY_RULES, CapacityResult, find_capacity
 from assoc_cvx.engine import SOLVERS
 from assoc_cvx.exceptions import AssocCvxError
 from assoc_cvx.patterns import DISTRIBUTIONS
@@ -111,7 +111,132 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument(
         "--quiet", action="store_true", help="no progress output on stderr"
     )
+    _add_reproduce_parser(sub)
     return parser
+
+
+def _add_reproduce_parser(sub):
+    from assoc_cvx.reproduce import PROFILES
+
+    rep = sub.add_parser(
+        "reproduce",
+        help="sweep d, constraint sets and rules; write a report folder",
+        description=(
+            "Measure the capacity over a range of d for both constraint sets and "
+            "every rule, compare with the replica-symmetric prediction and the "
+            "asymptote, analyse the mechanism, and write report.md with PNG "
+            "figures. Rerunning with the same folder resumes."
+        ),
+    )
+    rep.add_argument(
+        "--output",
+        "-o",
+        default="reproduce-results",
+        metavar="DIR",
+        help="folder to write (default: reproduce-results)",
+    )
+    rep.add_argument(
+        "--quick",
+        action="store_true",
+        help=(
+            "quick profile: d = "
+            + ", ".join(map(str, PROFILES["quick"]["dims"]))
+            + f", {PROFILES['quick']['n_instances']} instances (a few minutes)"
+        ),
+    )
+    rep.add_argument(
+        "--dims",
+        type=_integer(minimum=2),
+        nargs="+",
+        metavar="D",
+        help="dimensions (default: "
+        + " ".join(map(str, PROFILES["default"]["dims"]))
+        + ")",
+    )
+    rep.add_argument(
+        "--instances",
+        type=_integer(minimum=1),
+        default=None,
+        help=f"instances per cell (default: {PROFILES['default']['n_instances']})",
+    )
+    rep.add_argument(
+        "--rules",
+        nargs="+",
+        choices=CAPACITY_RULES,
+        default=list(CAPACITY_RULES),
+        help="rules to measure (max_margin always runs; default: all)",
+    )
+    rep.add_argument(
+        "--constraints",
+        nargs="+",
+        choices=CONSTRAINT_SETS,
+        default=list(CONSTRAINT_SETS),
+        help="constraint sets (default: both)",
+    )
+    rep.add_argument(
+        "--seed", type=_integer(minimum=0), default=0, help="root seed (default: 0)"
+    )
+    rep.add_argument(
+        "--solver",
+        default="auto",
+        type=str.upper,
+        choices=("AUTO", *SOLVERS),
+        help="first solver of the exact verdicts (default: auto)",
+    )
+    rep.add_argument(
+        "--jobs",
+        type=_integer(nonzero=True),
+        default=1,
+        help="instances solved in parallel; -1 for all cores (default: 1)",
+    )
+    rep.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="gradient rule: Adam step size (default: 0.1)",
+    )
+    rep.add_argument(
+        "--steps",
+        type=_integer(minimum=1),
+        default=None,
+        help="gradient rule: largest number of full-batch steps (default: 4000)",
+    )
+    rep.add_argument(
+        "--quiet", action="store_true", help="no progress output on stderr"
+    )
+
+
+def _reproduce(args):
+    from assoc_cvx.reproduce import PROFILES, reproduce
+
+    profile = PROFILES["quick" if args.quick else "default"]
+    gradient = {}
+    if args.learning_rate is not None:
+        gradient["learning_rate"] = args.learning_rate
+    if args.steps is not None:
+        gradient["max_iter"] = args.steps
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--output {args.output} exists and is not a directory")
+
+    def log(message):
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    result = reproduce(
+        out,
+        dims=args.dims or profile["dims"],
+        n_instances=args.instances or profile["n_instances"],
+        constraint_sets=args.constraints,
+        rules=args.rules,
+        random_state=args.seed,
+        n_jobs=args.jobs,
+        solver=args.solver,
+        gradient_params=gradient,
+        log=log,
+    )
+    print(f"report written to {result.report} ({result.elapsed:.0f} s)")
+    return 0
 
 
 def _fmt(x, digits=1):
@@ -249,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
+        if args.command == "reproduce":
+            return _reproduce(args)
         return _capacity(args)
     except BrokenPipeError:
         # The reader went away (``assoc-cvx ... | head``): stop quietly.
@@ -258,7 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (AssocCvxError, ValueError, OSError) as exc:
         parser.exit(2, f"assoc-cvx: error: {exc}\n")
     except KeyboardInterrupt:
-        resume = " (rerun the same command to resume)" if args.checkpoint else ""
+        resumable = getattr(args, "checkpoint", None) or args.command == "reproduce"
+        resume = " (rerun the same command to resume)" if resumable else ""
         parser.exit(130, f"assoc-cvx: interrupted{resume}\n")
     finally:
         warnings.showwarning = saved
