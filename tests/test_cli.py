@@ -181,3 +181,57 @@ def test_benchmark_quick_profile_writes_csv(tmp_path):
     assert (table["agreement"] == "agree").all()
     assert (table["wall_time"] > 0).all()
     assert out.with_suffix(".json").exists()
+
+
+def test_reproduce_tiny_sweep_writes_the_report_and_resumes(tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    out = tmp_path / "rep"
+    argv = ["reproduce", "--dims", "4", "5", "--instances", "3", "--steps", "200"]
+    assert main([*argv, "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "report written to" in captured.out
+    assert "[20/20] d5_decoupled_gradient_r99" in captured.err
+    report = (out / "report.md").read_text()
+    for heading in (
+        "## Exact capacity against theory",
+        "## Learning rules against the exact capacity",
+        "## Mechanism at d = 5",
+    ):
+        assert heading in report
+    for name in (
+        "fraction_storable",
+        "alpha_drift",
+        "capacity_by_rule",
+        "scores",
+        "spectra",
+    ):
+        assert (out / f"{name}.png").stat().st_size > 1000
+        assert f"({name}.png)" in report
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert len(rows) == 2 * 2 * 5
+    by_cell = {(r["d"], r["constraints"], r["rule"], r["recall"]): r for r in rows}
+    for (d, c, _rule, _recall), r in by_cell.items():
+        exact = by_cell[d, c, "max_margin", 1.0]["critical_p"]
+        assert all(a <= b for a, b in zip(r["critical_p"], exact, strict=True))
+    checkpoints = sorted((out / "checkpoints").glob("*.jsonl"))
+    assert len(checkpoints) == 20
+    sizes = [p.stat().st_size for p in checkpoints]
+    # a rerun takes every instance from the checkpoints
+    assert main([*argv, "-o", str(out), "--quiet"]) == 0
+    assert [p.stat().st_size for p in checkpoints] == sizes
+    again = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["critical_p"] for r in again] == [r["critical_p"] for r in rows]
+    assert capsys.readouterr().err == ""
+    script = Path(__file__).parents[1] / "benchmarks" / "reproduce.py"
+    assert script.exists()
+
+
+def test_reproduce_rejects_a_file_as_output(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["reproduce", "--dims", "3", "-o", str(target)])
+    assert exit_info.value.code == 2
+    assert "is not a directory" in capsys.readouterr().err
