@@ -178,10 +178,10 @@ def _add_reproduce_parser(sub):
     )
     rep.add_argument(
         "--solver",
-        default="auto",
+        default=None,
         type=str.upper,
         choices=("AUTO", *SOLVERS),
-        help="first solver of the exact verdicts (default: auto)",
+        help="first solver of the exact verdicts (default: that of find_capacity)",
     )
     rep.add_argument(
         "--jobs",

@@ -142,7 +142,7 @@ def reproduce(
     rules: Sequence[str] = CAPACITY_RULES,
     random_state: int = 0,
     n_jobs: int | None = None,
-    solver: str = "auto",
+    solver: str | None = None,
     gradient_params: dict | None = None,
     analysis_dim: int | None = None,
     log: Callable[[str], object] | None = None,
@@ -170,8 +170,9 @@ def reproduce(
         constraint set, so their critical p compare instance by instance.
     n_jobs : int, default=None
         Instances solved in parallel (see :func:`find_capacity`).
-    solver : str, default="auto"
-        Solver of the exact verdicts (see :func:`check_storage`).
+    solver : str, default=None
+        Solver of the exact verdicts; None uses the default of
+        :func:`find_capacity` and :func:`check_storage`.
     gradient_params : dict, default=None
         Settings of the gradient rule (see
         :func:`assoc_cvx.rules.gradient_weights`).
@@ -222,6 +223,7 @@ def reproduce(
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     say = log if log is not None else (lambda message: None)
 
+    solver_arg = {} if solver is None else {"solver": solver}
     rs = {d: rs_capacity(d) for d in dims}
     rows, results = [], {}
     cells = list(_cells(dims, constraint_sets, rules))
@@ -233,12 +235,12 @@ def reproduce(
             n_instances=n_instances,
             random_state=random_state,
             n_jobs=n_jobs,
-            solver=solver,
             rule=rule,
             recall=recall,
             rule_params=gradient_params if rule == "gradient" else None,
             checkpoint=out / "checkpoints" / f"{name}.jsonl",
             callback=_instance_logger(say, name, n_instances),
+            **solver_arg,
         )
         results[d, constraints, rule, recall] = result
         rows.append(_row(result, rs[d]))
@@ -250,7 +252,7 @@ def reproduce(
 
     say(f"analysing the mechanism at d = {analysis_dim}")
     mechanism = _mechanism(
-        results, analysis_dim, constraint_sets, solver, gradient_params
+        results, analysis_dim, constraint_sets, solver_arg, gradient_params
     )
     figures = _figures(out, rows, results, mechanism, dims, constraint_sets, rules)
     elapsed = time.perf_counter() - start
@@ -278,7 +280,7 @@ def reproduce(
     )
 
 
-def _mechanism(results, d, constraint_sets, solver, gradient_params):
+def _mechanism(results, d, constraint_sets, solver_arg, gradient_params):
     """Scores, support and spectra of instance 0 at its exact critical p."""
     found = {}
     for constraints in constraint_sets:
@@ -288,7 +290,7 @@ def _mechanism(results, d, constraint_sets, solver, gradient_params):
         if p is None or p < 3:
             continue
         X, Y, Z = exact.instance(0, p)
-        verdict = check_storage(X, Y, competitors=Z, solver=solver)
+        verdict = check_storage(X, Y, competitors=Z, **solver_arg)
         if not verdict.stored:
             logger.warning("instance 0 at p=%d not stored on a re-solve", p)
             continue
