@@ -27,6 +27,8 @@ __all__ = [
     "extreme_value_location",
     "plot_scores",
     "plot_spectrum",
+    "pool_scores",
+    "pool_spectra",
     "quarter_circle_cdf",
     "quarter_circle_pdf",
     "score_analysis",
@@ -265,6 +267,40 @@ def score_analysis(memory, X, Y=None, competitors=None) -> ScoreAnalysis:
     )
 
 
+def pool_scores(analyses) -> ScoreAnalysis:
+    """Pool the score analyses of several memories (e.g. several instances).
+
+    Parameters
+    ----------
+    analyses : sequence of ScoreAnalysis
+        At least one.
+
+    Returns
+    -------
+    pooled : ScoreAnalysis
+        Concatenated scores and gaps, a Gumbel fit of all competitor maxima,
+        and the mean of the extreme-value levels, competitor spreads and
+        numbers of competitors (rounded) of the parts.
+    """
+    analyses = list(analyses)
+    if not analyses:
+        raise ValueError("Nothing to pool: no analysis given.")
+    top = np.concatenate([a.competitor_max for a in analyses])
+    gap = np.concatenate([a.gap for a in analyses])
+    loc, scale = stats.gumbel_r.fit(top)
+    return ScoreAnalysis(
+        correct=np.concatenate([a.correct for a in analyses]),
+        competitor_max=top,
+        gap=gap,
+        gumbel_loc=float(loc),
+        gumbel_scale=float(scale),
+        extreme_value_level=float(np.mean([a.extreme_value_level for a in analyses])),
+        n_competitors=round(float(np.mean([a.n_competitors for a in analyses]))),
+        competitor_std=float(np.mean([a.competitor_std for a in analyses])),
+        recall=float(np.mean(gap > 0)),
+    )
+
+
 def support_constraints(memory, X, Y=None, competitors=None, *, tol=1e-6):
     r"""The support constraints of a max-margin W.
 
@@ -343,6 +379,31 @@ def singular_spectrum(memory) -> Spectrum:
     ks = stats.kstest(x, quarter_circle_cdf).statistic
     cond = float(s[0] / s[-1]) if s[-1] > 0 else float("inf")
     return Spectrum(singular_values=x, ks_distance=float(ks), condition_number=cond)
+
+
+def pool_spectra(spectra) -> Spectrum:
+    """Pool the scaled singular values of several matrices.
+
+    Parameters
+    ----------
+    spectra : sequence of Spectrum
+        At least one; each already scaled to unit mean square.
+
+    Returns
+    -------
+    pooled : Spectrum
+        All singular values, their Kolmogorov-Smirnov distance to the
+        quarter-circle law, and the largest condition number of the parts.
+    """
+    spectra = list(spectra)
+    if not spectra:
+        raise ValueError("Nothing to pool: no spectrum given.")
+    x = np.sort(np.concatenate([s.singular_values for s in spectra]))[::-1]
+    return Spectrum(
+        singular_values=x,
+        ks_distance=float(stats.kstest(x, quarter_circle_cdf).statistic),
+        condition_number=max(s.condition_number for s in spectra),
+    )
 
 
 def _as_mapping(obj, kind):

@@ -24,6 +24,8 @@ from assoc_cvx._validation import check_int
 from assoc_cvx.analysis import (
     plot_scores,
     plot_spectrum,
+    pool_scores,
+    pool_spectra,
     score_analysis,
     singular_spectrum,
     support_constraints,
@@ -46,6 +48,8 @@ PROFILES = {
 }
 #: Recall fractions at which the gradient rule is measured.
 GRADIENT_RECALLS = (1.0, 0.99)
+#: Instances (the first ones of each exact run) analysed for the mechanism.
+MECHANISM_INSTANCES = 5
 #: Agreement asked of the measured capacity (relative).
 AGREEMENT = 0.05
 
@@ -281,32 +285,40 @@ def reproduce(
 
 
 def _mechanism(results, d, constraint_sets, solver_arg, gradient_params):
-    """Scores, support and spectra of instance 0 at its exact critical p."""
+    """Scores, support and spectra of the first instances at their critical p."""
     found = {}
     for constraints in constraint_sets:
         exact = results[d, constraints, "max_margin", 1.0]
-        outcome = exact.instances[0]
-        p = outcome.critical_p
-        if p is None or p < 3:
+        parts = {"scores": {}, "spectra": {}, "support": [], "p": []}
+        for index, outcome in enumerate(exact.instances[:MECHANISM_INSTANCES]):
+            p = outcome.critical_p
+            if p is None or p < 3:
+                continue
+            X, Y, Z = exact.instance(index, p)
+            verdict = check_storage(X, Y, competitors=Z, **solver_arg)
+            if not verdict.stored:
+                logger.warning("instance %d at p=%d not stored on a re-solve", index, p)
+                continue
+            memories = {
+                "optimal": verdict.W,
+                "Hebbian": fit_rule("hebbian", X, Y, Z),
+                "gradient": fit_rule("gradient", X, Y, Z, gradient_params),
+            }
+            for name, W in memories.items():
+                parts["scores"].setdefault(name, []).append(score_analysis(W, X, Y, Z))
+                parts["spectra"].setdefault(name, []).append(singular_spectrum(W))
+            if verdict.max_margin:
+                parts["support"].append(
+                    support_constraints(verdict.W, X, Y, Z, tol=1e-5)
+                )
+            parts["p"].append(p)
+        if not parts["p"]:
             continue
-        X, Y, Z = exact.instance(0, p)
-        verdict = check_storage(X, Y, competitors=Z, **solver_arg)
-        if not verdict.stored:
-            logger.warning("instance 0 at p=%d not stored on a re-solve", p)
-            continue
-        memories = {
-            "optimal": verdict.W,
-            "Hebbian": fit_rule("hebbian", X, Y, Z),
-            "gradient": fit_rule("gradient", X, Y, Z, gradient_params),
-        }
         found[constraints] = {
-            "p": p,
-            "max_margin": verdict.max_margin,
-            "scores": {k: score_analysis(W, X, Y, Z) for k, W in memories.items()},
-            "support": support_constraints(verdict.W, X, Y, Z, tol=1e-5)
-            if verdict.max_margin
-            else None,
-            "spectra": {k: singular_spectrum(W) for k, W in memories.items()},
+            "p": parts["p"],
+            "scores": {k: pool_scores(v) for k, v in parts["scores"].items()},
+            "spectra": {k: pool_spectra(v) for k, v in parts["spectra"].items()},
+            "support": parts["support"],
         }
     return {"d": d, "by_constraints": found}
 
@@ -317,13 +329,14 @@ def _jsonable_mechanism(mechanism):
         out[c] = {
             "p": m["p"],
             "scores": {k: _score_summary(a) for k, a in m["scores"].items()},
-            "support": None
-            if m["support"] is None
-            else {
-                "n_support": m["support"].n_support,
-                "n_weights": m["support"].n_weights,
-                "fraction_inputs": m["support"].fraction_inputs,
-            },
+            "support": [
+                {
+                    "n_support": s.n_support,
+                    "n_weights": s.n_weights,
+                    "fraction_inputs": s.fraction_inputs,
+                }
+                for s in m["support"]
+            ],
             "spectra_ks": {k: s.ks_distance for k, s in m["spectra"].items()},
         }
     return out
@@ -385,13 +398,15 @@ def _figures(out, rows, results, mechanism, dims, constraint_sets, rules):
     fig = Figure(figsize=(5.5, 3.8), layout="constrained")
     ax = fig.subplots()
     grid = np.arange(min(dims), max(dims) + 1)
+    wide = np.unique(np.geomspace(min(dims), 8 * max(dims), 30).round().astype(int))
     ax.plot(
-        grid,
-        [capacity_alpha(rs_capacity(int(d)), int(d)) for d in grid],
+        wide,
+        [capacity_alpha(rs_capacity(int(d)), int(d)) for d in wide],
         "k-",
         lw=1,
         label="RS prediction",
     )
+    ax.set_xscale("log")
     ax.axhline(0.5, color="k", ls=":", lw=1, label="asymptote 1/2")
     for j, constraints in enumerate(constraint_sets):
         sel = [
@@ -628,9 +643,10 @@ def _mechanism_section(mechanism, figures):
     d = mechanism["d"]
     lines = [f"## Mechanism at d = {d}", ""]
     if not mechanism["by_constraints"]:
-        return [*lines, "Instance 0 had no exact critical p; nothing analysed.", ""]
+        return [*lines, "No instance had an exact critical p; nothing analysed.", ""]
     lines += [
-        "Instance 0 at its own critical p. Scores are in units where "
+        f"The first {MECHANISM_INSTANCES} instances of each exact run, each at "
+        "its own critical p, pooled. Scores are in units where "
         "||W||_F = d, so a competitor score of random patterns has variance "
         "about one; gap = correct score minus the largest competitor score.",
         "",
@@ -643,7 +659,8 @@ def _mechanism_section(mechanism, figures):
         for name, a in m["scores"].items():
             s = _score_summary(a)
             lines.append(
-                f"| {c} | {m['p']} | {name} | {s['recall']:.0%} | "
+                f"| {c} | {', '.join(map(str, m['p']))} | {name} | "
+                f"{s['recall']:.0%} | "
                 f"{s['correct_median']:.2f} ({s['correct_iqr']:.2f}) | "
                 f"{s['gap_median']:.3f} ({s['gap_iqr']:.3f}) | "
                 f"{s['gumbel_loc']:.2f} | {s['competitor_std']:.2f} | "
@@ -673,13 +690,15 @@ def _mechanism_section(mechanism, figures):
     if "scores" in figures:
         lines += ["![scores](scores.png)", ""]
     for c, m in mechanism["by_constraints"].items():
-        s = m["support"]
-        if s is None:
-            lines.append(f"- {c}: W not of smallest norm; support not computed.")
+        if not m["support"]:
+            lines.append(f"- {c}: no max-margin W; support not computed.")
             continue
+        counts = ", ".join(str(s.n_support) for s in m["support"])
+        frac = np.mean([s.fraction_inputs for s in m["support"]])
         lines.append(
-            f"- {c}: {s.n_support} support constraints for d^2 = {s.n_weights} "
-            f"weights; {s.fraction_inputs:.0%} of inputs have at least one."
+            f"- {c}: support constraints per instance {counts}, for "
+            f"d^2 = {m['support'][0].n_weights} weights; on average {frac:.0%} "
+            "of inputs have at least one."
         )
     lines += [
         "",

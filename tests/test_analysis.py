@@ -17,6 +17,8 @@ from assoc_cvx.analysis import (
     extreme_value_location,
     plot_scores,
     plot_spectrum,
+    pool_scores,
+    pool_spectra,
     quarter_circle_cdf,
     quarter_circle_pdf,
     score_analysis,
@@ -119,6 +121,19 @@ def test_spectrum_of_a_low_rank_matrix_is_far_from_the_law():
     spectrum = singular_spectrum(W)
     assert spectrum.ks_distance > 0.5
     assert spectrum.condition_number > 1e10
+
+
+def test_pooling_concatenates_and_refits(near_capacity):
+    X, Y, W, hebbian = near_capacity
+    a, b = score_analysis(W, X, Y), score_analysis(hebbian, X)
+    pooled = pool_scores([a, b])
+    np.testing.assert_array_equal(pooled.gap, np.r_[a.gap, b.gap])
+    assert pooled.recall == pytest.approx((a.recall + b.recall) / 2)
+    spectrum = pool_spectra([singular_spectrum(W), singular_spectrum(hebbian)])
+    assert spectrum.singular_values.shape == (16,)
+    assert np.mean(spectrum.singular_values**2) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="Nothing to pool"):
+        pool_scores([])
 
 
 def test_figures_are_returned_and_saved(near_capacity, tmp_path):
