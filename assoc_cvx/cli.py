@@ -103,6 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest p tried (default: 2 d^2 + 2)",
     )
     cap.add_argument(
+        "--rule",
+        choices=CAPACITY_RULES,
+        default="max_margin",
+        help=(
+            "max_margin: exact verdicts (default); a learning rule gives a lower "
+            "bound (its W must recall the associations)"
+        ),
+    )
+    cap.add_argument(
+        "--recall",
+        type=float,
+        default=1.0,
+        help="fraction a learning rule must recall, in (0, 1] (default: 1.0)",
+    )
+    cap.add_argument(
         "--checkpoint",
         metavar="PATH",
         help="JSON-lines file of finished instances; rerunning resumes from it",
@@ -268,6 +283,11 @@ def format_report(result: CapacityResult) -> str:
         ("alpha = p_c ln p_c / d^2", _fmt(result.alpha, 3)),
         ("asymptote p_c (d -> inf)", f"{_fmt(result.asymptote)}  (alpha -> 0.5)"),
         ("critical p per instance", critical),
+        *(
+            [("rule (lower bound)", f"{s['rule']}, recall {s['recall']:g}")]
+            if s.get("rule", "max_margin") != "max_margin"
+            else []
+        ),
         ("seed", str(s["entropy"])),
         ("wall time", f"{s['elapsed']:.1f} s"),
     ]
@@ -337,6 +357,11 @@ def _capacity(args):
         distribution=args.distribution,
         solver=args.solver,
         p_max=args.p_max,
+        **(
+            {}
+            if args.rule == "max_margin" and args.recall == 1.0
+            else {"rule": args.rule, "recall": args.recall}
+        ),
         checkpoint=args.checkpoint,
         progress=progress_bar,
         callback=report,

@@ -235,3 +235,14 @@ def test_reproduce_rejects_a_file_as_output(tmp_path, capsys):
         main(["reproduce", "--dims", "3", "-o", str(target)])
     assert exit_info.value.code == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_capacity_command_measures_a_learning_rule(capsys):
+    assert (
+        main(["capacity", "--dim", "5", "--instances", "3", "--rule", "hebbian"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "rule (lower bound)        hebbian, recall 1" in out
+    with pytest.raises(SystemExit):
+        main(["capacity", "--dim", "5", "--recall", "0.5"])
+    assert "recall must be 1.0 with rule='max_margin'" in capsys.readouterr().err
