@@ -504,9 +504,9 @@ def _soft_margin(X, D, C, solvers):
     tried = []
     # The soft-margin program is a quadratic program: HiGHS's QP solver took
     # minutes where the conic solvers take milliseconds, so it is used last.
-    order = [s for s in solvers if SOLVERS[s] == "fro"] + [
-        s for s in solvers if SOLVERS[s] != "fro"
-    ]
+    # The structured solver (IPM) solves only the storage program itself.
+    conic = [s for s in solvers if s != "IPM" and SOLVERS[s] == "fro"]
+    order = conic + [s for s in solvers if SOLVERS[s] != "fro"]
     for name in order:
         run = solve_program(program, name, SOLVER_OPTIONS.get(name, {}))
         W = program.W.value
