@@ -7,12 +7,14 @@ import os
 import sys
 import time
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 import cvxpy as cp
 import numpy as np
 import scipy.optimize
+from cvxpy.reductions.solution import Solution
 
 from assoc_cvx._exact import confirm_not_storable
 from assoc_cvx._validation import (
@@ -32,10 +34,12 @@ from assoc_cvx.programs import (
     difference_tensor,
     margins,
     scale_free_program,
+    storage_program_of,
 )
 
 __all__ = [
     "CERTIFICATE_TOL",
+    "IPM_METHOD",
     "SOLVERS",
     "SOLVER_OPTIONS",
     "Attempt",
@@ -45,6 +49,7 @@ __all__ = [
     "decide",
     "resolve_solvers",
     "solve_program",
+    "storage_result_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -336,7 +341,10 @@ def solve_program(program, name: str, options: dict) -> SolverRun:
         with warnings.catch_warnings():
             # cvxpy warns on inaccurate statuses; they are mapped to undecided.
             warnings.filterwarnings("ignore", "Solution may be inaccurate")
-            problem.solve(solver=name, **options)
+            if name == "IPM":
+                problem.solve(method=IPM_METHOD, **options)
+            else:
+                problem.solve(solver=name, **options)
     except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
         wall = time.perf_counter() - t0
         return SolverRun("error", 0.0, wall, f"{type(exc).__name__}: {exc}")
@@ -1081,3 +1089,80 @@ def _check_solver_options(solver_options):
             )
         out[name] = value
     return out
+
+
+#: Name of the structured solve method registered with cvxpy:
+#: ``program.problem.solve(method=IPM_METHOD)``.
+IPM_METHOD = "assoc_cvx_ipm"
+
+
+def _solve_method(
+    problem, *, mode="max_margin", certificate_tol=CERTIFICATE_TOL, **options
+):
+    """cvxpy solve method: the structured solver on a storage program.
+
+    Decides storage like ``check_storage(..., solver="IPM", fallback=False)``
+    and writes the answer back into the problem: for the scale-free program
+    W, T, kappa and the dual weights of the margin rows (the certificate when
+    kappa* = 0); for the max-margin program W and T, or status
+    ``"infeasible"``. Undecided answers set status ``"solver_error"``.
+    """
+    program = storage_program_of(problem)
+    if program is None or not (
+        (program.kind == "scale_free" and program.norm == "fro")
+        or program.kind == "max_margin"
+    ):
+        raise cp.error.SolverError(
+            f"The {IPM_METHOD!r} method solves only the programs built by "
+            "assoc_cvx.programs.scale_free_program(norm='fro') and "
+            "max_margin_program; solve other problems with a cvxpy solver."
+        )
+    check_option(mode, "mode", MODES)
+    result = decide(
+        program.X,
+        program.D,
+        solvers=["IPM"],
+        constraints="",
+        certificate_tol=check_positive(certificate_tol, "certificate_tol"),
+        solver_options=_check_solver_options({"IPM": options}),
+        mode=mode,
+    )
+    if result.stored is None:
+        raise cp.error.SolverError(
+            "The structured solver left storage undecided: "
+            + "; ".join(f"{a.formulation}: {a.message}" for a in result.attempts)
+        )
+    primal, dual = {}, {}
+    p, K, _ = program.D.shape
+    status, value = cp.OPTIMAL, None
+    if result.stored:
+        W = result.W
+        if program.kind == "scale_free":
+            W = W / np.linalg.norm(W)
+            primal[program.kappa.id] = np.array(result.margin)
+    elif program.kind == "scale_free":
+        W = np.zeros(program.W.shape)
+        primal[program.kappa.id] = np.array(0.0)
+        dual[program.margin_constraint.id] = result.dual_weights.reshape(p * K)
+    else:
+        status, value = cp.INFEASIBLE, np.inf
+    if status == cp.OPTIMAL:
+        primal[program.W.id] = W
+        primal[program.T.id] = W @ program.X.T
+    problem.unpack(Solution(status, value, primal, dual, {}))
+    _LAST_RESULTS[problem] = result
+    return problem.value
+
+
+def storage_result_of(problem):
+    """The :class:`StorageResult` of the last structured solve of ``problem``.
+
+    After ``problem.solve(method=IPM_METHOD)``: the verdict and its evidence
+    behind the values written into the problem; None before.
+    """
+    return _LAST_RESULTS.get(problem)
+
+
+_LAST_RESULTS = weakref.WeakKeyDictionary()
+
+cp.Problem.register_solve(IPM_METHOD, _solve_method)
