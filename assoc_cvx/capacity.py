@@ -370,6 +370,7 @@ def _bisect(index, pool, solvers, certificate_tol, guess, p_max, known, judge=No
                         solvers=solvers,
                         constraints=pool.constraints,
                         certificate_tol=certificate_tol,
+                        mode="verdict",
                     )
                     v = res.stored
                     solve_time += res.compile_time + res.solve_time
@@ -570,7 +571,7 @@ def find_capacity(
         to one thread.
     distribution : {"gaussian", "sphere"}, default="gaussian"
         Pattern distribution, as in :func:`make_associations`.
-    solver : {"auto", "ECOS", "CLARABEL", "HIGHS", "SCS"}, default="auto"
+    solver : {"auto", "IPM", "ECOS", "CLARABEL", "HIGHS", "SCS"}, default="auto"
         First solver tried on each instance (case-insensitive); the others
         installed are the fallback when it is undecided (see
         :func:`check_storage`).
