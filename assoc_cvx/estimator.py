@@ -209,13 +209,20 @@ default="max_margin"
         d_{\mu\nu}^\top W x_\mu \ge 1 - \xi_{\mu\nu} ,
 
     and a :class:`~assoc_cvx.StorageWarning` is issued. ``rule="hebbian"``
-    takes ``W = \sum_\mu y_\mu x_\mu^\top``.
+    takes ``W = \sum_\mu y_\mu x_\mu^\top``; ``rule="pseudo_inverse"``
+    the minimum-norm minimiser of ``||X W^T Y^T - I||_F``; ``rule="gradient"``
+    minimises the mean softmax cross-entropy of the scores ``X W^T Y^T``
+    (each input's correct target as its label) from a small random start,
+    on X and Y rescaled to unit root-mean-square row norm (the loss depends
+    on scale), and stops as soon as every association is recalled. With
+    these three, ``stored_`` False says only that this W fails.
 
     Multiplying X by a > 0 and y by b > 0 changes neither ``stored_`` nor
     ``predict`` and ``score``: verdicts are computed, and scores ranked, on
     rescaled data.
-    ``coef_`` is divided by ``a * b`` (max-margin) or multiplied by it
-    (Hebbian); only the soft-margin matrix changes otherwise (see ``C``).
+    ``coef_`` is divided by ``a * b`` (max-margin, pseudo-inverse,
+    gradient) or multiplied by it (Hebbian); only the soft-margin matrix
+    changes otherwise (see ``C``).
     The largest entry of every nonzero row of X and y must lie in
     [1e-100, 1e100], where margins stay normal float64 numbers.
 
