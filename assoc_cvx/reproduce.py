@@ -358,6 +358,7 @@ def _score_summary(a):
 
 def _figures(out, rows, results, mechanism, dims, constraint_sets, rules):
     from matplotlib.figure import Figure
+    from matplotlib.ticker import ScalarFormatter
 
     paths = {}
 
@@ -455,6 +456,8 @@ def _figures(out, rows, results, mechanism, dims, constraint_sets, rules):
                 [r["d"] for r in sel], [r["capacity"] for r in sel], "o-", label=label
             )
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(ScalarFormatter())
     ax.set_xlabel("d")
     ax.set_ylabel(f"p_c ({constraint_sets[0]})")
     ax.legend(fontsize="small")
