@@ -399,7 +399,7 @@ def _figures(out, rows, results, mechanism, dims, constraint_sets, rules):
     fig = Figure(figsize=(5.5, 3.8), layout="constrained")
     ax = fig.subplots()
     grid = np.arange(min(dims), max(dims) + 1)
-    wide = np.unique(np.geomspace(min(dims), 8 * max(dims), 30).round().astype(int))
+    wide = np.unique(np.geomspace(min(dims), 4 * max(dims), 30).round().astype(int))
     ax.plot(
         wide,
         [capacity_alpha(rs_capacity(int(d)), int(d)) for d in wide],
