@@ -474,11 +474,9 @@ def _figures(out, rows, results, mechanism, dims, constraint_sets, rules):
 
 
 def _fmt(x, digits=1):
-    return (
-        "n/a"
-        if x is None or (isinstance(x, float) and math.isnan(x))
-        else (f"{x:.{digits}f}")
-    )
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:.{digits}f}"
 
 
 def _interval(row):
