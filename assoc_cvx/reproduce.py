@@ -699,7 +699,9 @@ def _mechanism_section(mechanism, figures):
         lines.append(
             f"- {c}: support constraints per instance {counts}, for "
             f"d^2 = {m['support'][0].n_weights} weights; on average {frac:.0%} "
-            "of inputs have at least one."
+            "of inputs have at least one ("
+            f"{len(m['support'])} of {len(m['p'])} instances; the others' W came "
+            "from a route that does not give the max-margin matrix)."
         )
     lines += [
         "",
