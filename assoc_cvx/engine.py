@@ -28,7 +28,7 @@ from assoc_cvx._validation import (
     rms_row_norm,
 )
 from assoc_cvx.exceptions import SolverError, SolverWarning
-from assoc_cvx.ipm import IPM_OPTIONS, solve_storage_ipm
+from assoc_cvx.ipm import IPM_OPTIONS, check_memory, solve_storage_ipm
 from assoc_cvx.programs import (
     certificate_matrix,
     difference_tensor,
@@ -62,6 +62,10 @@ SOLVERS = {"IPM": "fro", "ECOS": "fro", "CLARABEL": "fro", "HIGHS": "max", "SCS"
 
 #: What ``mode`` of :func:`check_storage` may be.
 MODES = ("max_margin", "verdict")
+
+#: Margins of the max-margin W within this relative distance of the smallest
+#: one count as support constraints (``StorageResult.support``).
+SUPPORT_RTOL = 1e-6
 
 #: Largest dimension for ``check_storage(..., exact=True)``.
 EXACT_MAX_DIM = 6
@@ -169,7 +173,12 @@ class StorageResult:
         True; otherwise it stores the set but need not be of smallest norm.
     max_margin : bool
         Whether ``W`` is the max-margin matrix: the verdict came from a
-        Frobenius-ball solver (ECOS, CLARABEL, SCS) on the plain formulation.
+        Frobenius-ball solver (IPM, ECOS, CLARABEL, SCS) solved to optimality
+        on the plain formulation.
+    support : ndarray of shape (n_support, 2) or None
+        When ``max_margin``, the support constraints: the ``(mu, k)`` whose
+        margin under ``W`` is within a relative ``SUPPORT_RTOL`` (1e-6) of the
+        smallest, one. Near capacity there are about d^2 of them.
     margin : float or None
         When stored, the smallest margin of ``W / ||W||_F``, recomputed in
         float64: the best normalised margin kappa* to solver accuracy when
@@ -207,6 +216,7 @@ class StorageResult:
     status: str
     W: np.ndarray | None
     max_margin: bool
+    support: np.ndarray | None
     margin: float | None
     margin_lower: float
     margin_upper: float
@@ -804,22 +814,26 @@ def decide(
         if chosen is not None:
             break
     last, evidence = chosen if chosen is not None else latest
-    W = margin = None
+    W = margin = support = None
     weights = None
+    max_margin = (
+        evidence.verdict == "stored"
+        and evidence.optimal
+        and last.formulation == "plain"
+        and SOLVERS[last.solver] == "fro"
+    )
     if evidence.verdict == "stored":
         margin, W = evidence.lower, evidence.W
+        if max_margin:
+            support = np.argwhere(margins(W, X, D) <= 1.0 + SUPPORT_RTOL)
     elif evidence.verdict == "not_storable":
         weights = evidence.weights
     return StorageResult(
         stored={"stored": True, "not_storable": False}.get(evidence.verdict),
         status=evidence.verdict,
         W=W,
-        max_margin=(
-            evidence.verdict == "stored"
-            and evidence.optimal
-            and last.formulation == "plain"
-            and SOLVERS[last.solver] == "fro"
-        ),
+        max_margin=max_margin,
+        support=support,
         margin=margin,
         margin_lower=evidence.lower,
         margin_upper=evidence.upper * instance.scale,
@@ -994,6 +1008,11 @@ def check_storage(
     names = resolve_solvers(solver, fallback=fallback)
     certificate_tol = check_positive(certificate_tol, "certificate_tol")
     check_option(mode, "mode", MODES)
+    solver_options = _check_solver_options(solver_options)
+    # Before D is built: a set too large for memory gets an error, not a crash.
+    max_memory = solver_options.get("IPM", {}).get("max_memory")
+    K = p - 1 if competitors is None else competitors.shape[1]
+    check_memory(p, K, d, d, max_memory)
     if not isinstance(exact, bool):
         raise TypeError(f"exact must be True or False; got {exact!r}.")
     if exact and d > EXACT_MAX_DIM:
@@ -1008,7 +1027,7 @@ def check_storage(
         solvers=names,
         constraints="coupled" if competitors is None else "decoupled",
         certificate_tol=certificate_tol,
-        solver_options=_check_solver_options(solver_options),
+        solver_options=solver_options,
         mode=mode,
     )
     if exact and result.stored is False:
