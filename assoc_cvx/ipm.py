@@ -63,6 +63,10 @@ IPM_OPTIONS = {
 #: a time.
 _CHUNK_BYTES = 64 * 2**20
 
+#: Relative diagonal shifts tried in turn when the Newton matrix does not
+#: factor (its entries span more than float64 resolves near convergence).
+_SHIFTS = (0.0, 1e-12, 1e-9)
+
 #: Fraction of the distance to the boundary taken by a step.
 _STEP_FRACTION = 0.99
 
@@ -366,11 +370,18 @@ class _NewtonSystem:
         self.rows, self.s = rows, s
         self.r_w, self.r_tau, self.r_p = residuals
         self.scaling = lam / s
-        rows.newton_matrix(self.scaling, H)
-        # The transpose is the Fortran-ordered view of C-ordered H: its upper
-        # triangle is H's lower one, so LAPACK factors H in place.
-        self.factor, info = lapack.dpotrf(H.T, lower=0, clean=0, overwrite_a=1)
-        self.ok = info == 0
+        for shift in _SHIFTS:
+            rows.newton_matrix(self.scaling, H)
+            if shift:  # regularise a matrix that rounding made indefinite
+                diagonal = H.flat[:: rows.n + 1]
+                H.flat[:: rows.n + 1] += shift * diagonal.max()
+            # The transpose is the Fortran-ordered view of C-ordered H: its
+            # upper triangle is H's lower one, so LAPACK factors H in place.
+            self.factor, info = lapack.dpotrf(H.T, lower=0, clean=0, overwrite_a=1)
+            self.ok = info == 0
+            if self.ok:
+                break
+            logger.debug("Cholesky failed (info=%d) with shift %g", info, shift)
         if not self.ok:
             return
         self.b = rows.adjoint(self.scaling).ravel()
