@@ -463,7 +463,7 @@ def _iterate(rows, stop_stored, stop_certified, max_margin, max_iter, gap_tol):
         s = s + alpha * ds
         lam = lam + alpha * dlam
         history[-1]["step"] = alpha
-    if status != "not_storable" and stop_certified is not None:
+    if status != "not_storable" and stop_certified is not None and not stored_seen:
         # A last offer of the final weights, whatever their bound; a
         # max-margin run goes on after a first certificate, to sharpen it.
         if stop_certified(lam / lam.sum()) or certified:
