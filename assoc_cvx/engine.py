@@ -190,10 +190,13 @@ class StorageResult:
     certificate : float
         The bound compared with ``certificate_tol``: that of the dual weights
         on the preconditioned instance (see :func:`check_storage`). NaN when
-        there were no dual weights.
+        stored (it is not computed then) or when there were no dual weights.
     dual_weights : ndarray of shape (p, K) or None
         When not storable, the certificate lambda >= 0 (summing to one) over
         the margin constraints, ``[mu, k]`` for competitor k of input mu.
+        When stored with ``max_margin``, the solver's optimal dual weights
+        (summing to one; they vanish off the support), or None if it gave
+        none.
     constraints : {"coupled", "decoupled"}
         Constraint set decided.
     solver : str or None
@@ -263,7 +266,8 @@ def resolve_solvers(solver: str, *, fallback: bool = True) -> list[str]:
     """
     if not isinstance(fallback, bool):
         raise TypeError(f"fallback must be True or False; got {fallback!r}.")
-    installed = [s for s in SOLVERS if s == "IPM" or s in cp.installed_solvers()]
+    available = set(cp.installed_solvers())
+    installed = [s for s in SOLVERS if s == "IPM" or s in available]
     valid = ("auto", *SOLVERS)
     if not isinstance(solver, str) or solver.upper() not in {v.upper() for v in valid}:
         raise ValueError(
@@ -475,6 +479,16 @@ class _Instance:
             self._pre = (Mx, Ny, Xp, Dp, row_scale)
         return self._pre
 
+    @functools.cached_property
+    def zero_rows(self):
+        """0/1 array (p, K) marking the rows that are exactly zero, or None."""
+        zero = ~np.any(self.D0, axis=2) | ~np.any(self.X0, axis=1)[:, None]
+        return zero.astype(float) if zero.any() else None
+
+    def plain_bound(self, weights):
+        """``||A^T weights||_F`` on the plain rows (weights sum to one)."""
+        return float(np.linalg.norm(certificate_matrix(weights, self.X, self.D)))
+
     def certificate(self, weights):
         """Upper bounds on kappa*, plain and preconditioned, from weights >= 0."""
         G = certificate_matrix(weights, self.X, self.D)
@@ -541,18 +555,33 @@ def _stored_evidence(instance, formulation, W):
     return instance.verified(W)
 
 
-def _certificate_evidence(instance, formulation, lam):
-    """Plain-row weights and the bounds they give, from a solver's duals."""
+def _plain_weights(instance, formulation, lam):
+    """A solver's duals as weights >= 0 on the plain rows, summing to one."""
     if lam is None or not np.all(np.isfinite(lam)):
-        return None, np.nan, np.nan
+        return None
     lam = np.clip(np.asarray(lam, dtype=np.float64), 0.0, None)
     lam = lam.reshape(instance.D.shape[:2])
     if formulation == "preconditioned":  # preconditioned rows -> plain rows
         lam = lam / instance.preconditioned()[4]
     total = lam.sum()
     if not total > 0:
+        return None
+    return lam / total
+
+
+def _certificate_evidence(instance, formulation, lam):
+    """Plain-row weights and the bounds they give, from a solver's duals.
+
+    Weight on a zero row (a zero input, or a target among its own
+    competitors) is replaced by the exact certificate: all of it on the zero
+    rows, whose bound is zero.
+    """
+    weights = _plain_weights(instance, formulation, lam)
+    if weights is None:
         return None, np.nan, np.nan
-    weights = lam / total
+    zero = instance.zero_rows
+    if zero is not None and np.any(weights[zero > 0] > 0):
+        weights = zero / zero.sum()
     upper, certificate = instance.certificate(weights)
     return weights, upper, certificate
 
@@ -613,9 +642,13 @@ def _evidence(instance, formulation, W, lam, tol):
     ``lower`` is in units of the data as given, ``upper`` in plain units.
     """
     lower, W_final, verified, robust = _stored_evidence(instance, formulation, W)
-    weights, upper, certificate = _sharpest_certificate(instance, formulation, lam, tol)
     if verified:
-        return _Evidence("stored", lower, upper, certificate, W_final, robust=robust)
+        weights = _plain_weights(instance, formulation, lam)
+        upper = np.nan if weights is None else instance.plain_bound(weights)
+        return _Evidence(
+            "stored", lower, upper, np.nan, W_final, weights, robust=robust
+        )
+    weights, upper, certificate = _sharpest_certificate(instance, formulation, lam, tol)
     if certificate <= tol:
         return _Evidence("not_storable", lower, upper, certificate, None, weights)
     return _Evidence("undecided", lower, upper, certificate)
@@ -668,10 +701,15 @@ def _ipm_attempt(instance, formulation, options, tol, mode):
             instance, formulation, result.W
         )
         if verified and (robust or evidence is None or not evidence.robust):
-            evidence = _Evidence("stored", lower, W=W_final, robust=robust)
+            weights = _plain_weights(instance, formulation, result.weights)
+            evidence = _Evidence(
+                "stored", lower, W=W_final, weights=weights, robust=robust
+            )
+            if weights is not None:
+                upper = instance.plain_bound(weights)
     if evidence is not None:
-        evidence = dataclasses.replace(evidence, upper=upper, certificate=certificate)
-    elif result.status == "not_storable":
+        evidence = dataclasses.replace(evidence, upper=upper, certificate=np.nan)
+    elif result.status == "not_storable" and certificate <= tol:
         evidence = _Evidence("not_storable", np.nan, upper, certificate, None, weights)
     else:
         evidence = _Evidence("undecided", np.nan, upper, certificate)
@@ -838,6 +876,7 @@ def decide(
         margin, W = evidence.lower, evidence.W
         if max_margin:
             support = np.argwhere(margins(W, X, D) <= 1.0 + SUPPORT_RTOL)
+            weights = evidence.weights
     elif evidence.verdict == "not_storable":
         weights = evidence.weights
     return StorageResult(
@@ -1171,6 +1210,9 @@ def _solve_method(
         if program.kind == "scale_free":
             W = W / np.linalg.norm(W)
             primal[program.kappa.id] = np.array(result.margin)
+            if result.dual_weights is not None:
+                duals = result.dual_weights.reshape(p * K)
+                dual[program.margin_constraint.id] = duals
     elif program.kind == "scale_free":
         W = np.zeros(program.W.shape)
         primal[program.kappa.id] = np.array(0.0)
