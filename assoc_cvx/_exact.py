@@ -100,6 +100,10 @@ def confirm_not_storable(X, Y, competitors, weights):
             return competitor_rows[targets[mu, k]]
         return competitors[mu, k]
 
+    for r in candidates:  # an exactly zero row is a certificate on its own
+        mu, k = divmod(int(r), K)
+        if not any(_exact_row(X[mu], Y[mu], competitor(mu, k))):
+            return [((mu, k), Fraction(1))]
     rows_float = np.array(
         [
             np.outer(Y[mu] - competitor(mu, k), X[mu]).ravel()
@@ -109,6 +113,8 @@ def confirm_not_storable(X, Y, competitors, weights):
     # A vertex of {lam >= 0, A^T lam = 0, sum lam = 1} on the candidates.
     n = rows_float.shape[1]
     scale = np.abs(rows_float).max()
+    if not scale > 0:
+        return None
     A_eq = np.vstack([rows_float.T / scale, np.ones(len(candidates))])
     b_eq = np.zeros(n + 1)
     b_eq[-1] = 1.0

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from assoc_cvx._validation import check_int, check_option, check_positive
 from assoc_cvx.engine import CERTIFICATE_TOL, decide, resolve_solvers
 from assoc_cvx.exceptions import CapacityWarning, CheckpointWarning, SolverWarning
+from assoc_cvx.ipm import check_memory
 from assoc_cvx.patterns import DISTRIBUTIONS, NestedPool, as_generator
 from assoc_cvx.programs import CONSTRAINT_SETS, difference_tensor
 from assoc_cvx.rules import LEARNING_RULES, check_rule_params, fit_rule, recalled
@@ -362,6 +363,8 @@ def _bisect(index, pool, solvers, certificate_tol, guess, p_max, known, judge=No
             if p in verdicts:  # reused from a checkpoint
                 v = verdicts[p]
             else:
+                # Both constraint sets have p - 1 competitors per input.
+                check_memory(p, p - 1, pool.n_features, pool.n_features)
                 X, Y, Z = pool(p)
                 if judge is None:
                     res = decide(

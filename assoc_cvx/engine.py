@@ -28,7 +28,7 @@ from assoc_cvx._validation import (
     rms_row_norm,
 )
 from assoc_cvx.exceptions import SolverError, SolverWarning
-from assoc_cvx.ipm import IPM_OPTIONS, solve_storage_ipm
+from assoc_cvx.ipm import IPM_OPTIONS, check_memory, solve_storage_ipm
 from assoc_cvx.programs import (
     certificate_matrix,
     difference_tensor,
@@ -62,6 +62,10 @@ SOLVERS = {"IPM": "fro", "ECOS": "fro", "CLARABEL": "fro", "HIGHS": "max", "SCS"
 
 #: What ``mode`` of :func:`check_storage` may be.
 MODES = ("max_margin", "verdict")
+
+#: Margins of the max-margin W within this relative distance of the smallest
+#: one count as support constraints (``StorageResult.support``).
+SUPPORT_RTOL = 1e-6
 
 #: Largest dimension for ``check_storage(..., exact=True)``.
 EXACT_MAX_DIM = 6
@@ -169,7 +173,12 @@ class StorageResult:
         True; otherwise it stores the set but need not be of smallest norm.
     max_margin : bool
         Whether ``W`` is the max-margin matrix: the verdict came from a
-        Frobenius-ball solver (ECOS, CLARABEL, SCS) on the plain formulation.
+        Frobenius-ball solver (IPM, ECOS, CLARABEL, SCS) solved to optimality
+        on the plain formulation.
+    support : ndarray of shape (n_support, 2) or None
+        When ``max_margin``, the support constraints: the ``(mu, k)`` whose
+        margin under ``W`` is within a relative ``SUPPORT_RTOL`` (1e-6) of the
+        smallest, one. Near capacity there are about d^2 of them.
     margin : float or None
         When stored, the smallest margin of ``W / ||W||_F``, recomputed in
         float64: the best normalised margin kappa* to solver accuracy when
@@ -181,10 +190,13 @@ class StorageResult:
     certificate : float
         The bound compared with ``certificate_tol``: that of the dual weights
         on the preconditioned instance (see :func:`check_storage`). NaN when
-        there were no dual weights.
+        stored (it is not computed then) or when there were no dual weights.
     dual_weights : ndarray of shape (p, K) or None
         When not storable, the certificate lambda >= 0 (summing to one) over
         the margin constraints, ``[mu, k]`` for competitor k of input mu.
+        When stored with ``max_margin``, the solver's optimal dual weights
+        (summing to one; they vanish off the support), or None if it gave
+        none.
     constraints : {"coupled", "decoupled"}
         Constraint set decided.
     solver : str or None
@@ -207,6 +219,7 @@ class StorageResult:
     status: str
     W: np.ndarray | None
     max_margin: bool
+    support: np.ndarray | None
     margin: float | None
     margin_lower: float
     margin_upper: float
@@ -253,7 +266,8 @@ def resolve_solvers(solver: str, *, fallback: bool = True) -> list[str]:
     """
     if not isinstance(fallback, bool):
         raise TypeError(f"fallback must be True or False; got {fallback!r}.")
-    installed = [s for s in SOLVERS if s == "IPM" or s in cp.installed_solvers()]
+    available = set(cp.installed_solvers())
+    installed = [s for s in SOLVERS if s == "IPM" or s in available]
     valid = ("auto", *SOLVERS)
     if not isinstance(solver, str) or solver.upper() not in {v.upper() for v in valid}:
         raise ValueError(
@@ -358,12 +372,24 @@ def solve_program(program, name: str, options: dict) -> SolverRun:
     return SolverRun(problem.status, compile_time, float(solve_time))
 
 
+#: Smallest eigenvalue ratio of a Gram matrix trusted for whitening (singular
+#: values 1e-5 apart); below it the SVD is used.
+_GRAM_MIN_RATIO = 1e-10
+
+
 def _whitening(A):
     """Matrix M (d, r) such that ``A @ M`` has orthonormal columns.
 
     r is the numerical rank of ``A`` (n, d); the kept singular values are
     returned too. ``x -> M^T x`` is one-to-one on the row space of ``A``.
     """
+    if A.shape[0] > 4 * A.shape[1]:
+        # Many rows: the eigenvectors of the Gram matrix cost a fraction of an
+        # SVD and are as accurate while its condition number is moderate.
+        eig, V = np.linalg.eigh(A.T @ A)
+        if eig[-1] > 0 and eig[0] > _GRAM_MIN_RATIO * eig[-1]:
+            s = np.sqrt(eig[::-1])
+            return V[:, ::-1] / s, s
     _, s, Vt = np.linalg.svd(A, full_matrices=False)
     if s.size == 0 or s[0] == 0:
         return np.zeros((A.shape[1], 0)), s[:0]
@@ -453,6 +479,16 @@ class _Instance:
             self._pre = (Mx, Ny, Xp, Dp, row_scale)
         return self._pre
 
+    @functools.cached_property
+    def zero_rows(self):
+        """0/1 array (p, K) marking the rows that are exactly zero, or None."""
+        zero = ~np.any(self.D0, axis=2) | ~np.any(self.X0, axis=1)[:, None]
+        return zero.astype(float) if zero.any() else None
+
+    def plain_bound(self, weights):
+        """``||A^T weights||_F`` on the plain rows (weights sum to one)."""
+        return float(np.linalg.norm(certificate_matrix(weights, self.X, self.D)))
+
     def certificate(self, weights):
         """Upper bounds on kappa*, plain and preconditioned, from weights >= 0."""
         G = certificate_matrix(weights, self.X, self.D)
@@ -519,18 +555,33 @@ def _stored_evidence(instance, formulation, W):
     return instance.verified(W)
 
 
-def _certificate_evidence(instance, formulation, lam):
-    """Plain-row weights and the bounds they give, from a solver's duals."""
+def _plain_weights(instance, formulation, lam):
+    """A solver's duals as weights >= 0 on the plain rows, summing to one."""
     if lam is None or not np.all(np.isfinite(lam)):
-        return None, np.nan, np.nan
+        return None
     lam = np.clip(np.asarray(lam, dtype=np.float64), 0.0, None)
     lam = lam.reshape(instance.D.shape[:2])
     if formulation == "preconditioned":  # preconditioned rows -> plain rows
         lam = lam / instance.preconditioned()[4]
     total = lam.sum()
     if not total > 0:
+        return None
+    return lam / total
+
+
+def _certificate_evidence(instance, formulation, lam):
+    """Plain-row weights and the bounds they give, from a solver's duals.
+
+    Weight on a zero row (a zero input, or a target among its own
+    competitors) is replaced by the exact certificate: all of it on the zero
+    rows, whose bound is zero.
+    """
+    weights = _plain_weights(instance, formulation, lam)
+    if weights is None:
         return None, np.nan, np.nan
-    weights = lam / total
+    zero = instance.zero_rows
+    if zero is not None and np.any(weights[zero > 0] > 0):
+        weights = zero / zero.sum()
     upper, certificate = instance.certificate(weights)
     return weights, upper, certificate
 
@@ -591,9 +642,13 @@ def _evidence(instance, formulation, W, lam, tol):
     ``lower`` is in units of the data as given, ``upper`` in plain units.
     """
     lower, W_final, verified, robust = _stored_evidence(instance, formulation, W)
-    weights, upper, certificate = _sharpest_certificate(instance, formulation, lam, tol)
     if verified:
-        return _Evidence("stored", lower, upper, certificate, W_final, robust=robust)
+        weights = _plain_weights(instance, formulation, lam)
+        upper = np.nan if weights is None else instance.plain_bound(weights)
+        return _Evidence(
+            "stored", lower, upper, np.nan, W_final, weights, robust=robust
+        )
+    weights, upper, certificate = _sharpest_certificate(instance, formulation, lam, tol)
     if certificate <= tol:
         return _Evidence("not_storable", lower, upper, certificate, None, weights)
     return _Evidence("undecided", lower, upper, certificate)
@@ -646,10 +701,15 @@ def _ipm_attempt(instance, formulation, options, tol, mode):
             instance, formulation, result.W
         )
         if verified and (robust or evidence is None or not evidence.robust):
-            evidence = _Evidence("stored", lower, W=W_final, robust=robust)
+            weights = _plain_weights(instance, formulation, result.weights)
+            evidence = _Evidence(
+                "stored", lower, W=W_final, weights=weights, robust=robust
+            )
+            if weights is not None:
+                upper = instance.plain_bound(weights)
     if evidence is not None:
-        evidence = dataclasses.replace(evidence, upper=upper, certificate=certificate)
-    elif result.status == "not_storable":
+        evidence = dataclasses.replace(evidence, upper=upper, certificate=np.nan)
+    elif result.status == "not_storable" and certificate <= tol:
         evidence = _Evidence("not_storable", np.nan, upper, certificate, None, weights)
     else:
         evidence = _Evidence("undecided", np.nan, upper, certificate)
@@ -804,22 +864,27 @@ def decide(
         if chosen is not None:
             break
     last, evidence = chosen if chosen is not None else latest
-    W = margin = None
+    W = margin = support = None
     weights = None
+    max_margin = (
+        evidence.verdict == "stored"
+        and evidence.optimal
+        and last.formulation == "plain"
+        and SOLVERS[last.solver] == "fro"
+    )
     if evidence.verdict == "stored":
         margin, W = evidence.lower, evidence.W
+        if max_margin:
+            support = np.argwhere(margins(W, X, D) <= 1.0 + SUPPORT_RTOL)
+            weights = evidence.weights
     elif evidence.verdict == "not_storable":
         weights = evidence.weights
     return StorageResult(
         stored={"stored": True, "not_storable": False}.get(evidence.verdict),
         status=evidence.verdict,
         W=W,
-        max_margin=(
-            evidence.verdict == "stored"
-            and evidence.optimal
-            and last.formulation == "plain"
-            and SOLVERS[last.solver] == "fro"
-        ),
+        max_margin=max_margin,
+        support=support,
         margin=margin,
         margin_lower=evidence.lower,
         margin_upper=evidence.upper * instance.scale,
@@ -994,6 +1059,11 @@ def check_storage(
     names = resolve_solvers(solver, fallback=fallback)
     certificate_tol = check_positive(certificate_tol, "certificate_tol")
     check_option(mode, "mode", MODES)
+    solver_options = _check_solver_options(solver_options)
+    # Before D is built: a set too large for memory gets an error, not a crash.
+    max_memory = solver_options.get("IPM", {}).get("max_memory")
+    K = p - 1 if competitors is None else competitors.shape[1]
+    check_memory(p, K, d, d, max_memory)
     if not isinstance(exact, bool):
         raise TypeError(f"exact must be True or False; got {exact!r}.")
     if exact and d > EXACT_MAX_DIM:
@@ -1008,7 +1078,7 @@ def check_storage(
         solvers=names,
         constraints="coupled" if competitors is None else "decoupled",
         certificate_tol=certificate_tol,
-        solver_options=_check_solver_options(solver_options),
+        solver_options=solver_options,
         mode=mode,
     )
     if exact and result.stored is False:
@@ -1140,6 +1210,9 @@ def _solve_method(
         if program.kind == "scale_free":
             W = W / np.linalg.norm(W)
             primal[program.kappa.id] = np.array(result.margin)
+            if result.dual_weights is not None:
+                duals = result.dual_weights.reshape(p * K)
+                dual[program.margin_constraint.id] = duals
     elif program.kind == "scale_free":
         W = np.zeros(program.W.shape)
         primal[program.kappa.id] = np.array(0.0)

@@ -37,13 +37,14 @@ import numpy as np
 from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
-from assoc_cvx.exceptions import AssocCvxError
+from assoc_cvx.exceptions import InsufficientMemoryError
 
 __all__ = [
     "IPM_OPTIONS",
     "IPMResult",
     "InsufficientMemoryError",
     "available_memory",
+    "check_memory",
     "estimate_memory",
     "solve_storage_ipm",
 ]
@@ -62,12 +63,12 @@ IPM_OPTIONS = {
 #: a time.
 _CHUNK_BYTES = 64 * 2**20
 
+#: Relative diagonal shifts tried in turn when the Newton matrix does not
+#: factor (its entries span more than float64 resolves near convergence).
+_SHIFTS = (0.0, 1e-12, 1e-9)
+
 #: Fraction of the distance to the boundary taken by a step.
 _STEP_FRACTION = 0.99
-
-
-class InsufficientMemoryError(AssocCvxError, MemoryError):
-    """A structured solve would need more memory than is allowed or available."""
 
 
 @dataclass(frozen=True)
@@ -112,12 +113,13 @@ class IPMResult:
 
 
 def estimate_memory(p, K, d_in, d_out):
-    """Estimated peak memory, in bytes, of a structured solve.
+    """Estimated peak memory, in bytes, of deciding storage with the IPM.
 
     Counts the Newton matrix (factored in place), the Kronecker factors of
-    the assembly, the per-row vectors of the iteration and the chunked
-    temporaries; the difference tensor D itself (``8 p K d_out`` bytes) is
-    the caller's and is counted too, once.
+    its assembly, the per-row vectors of the iteration, the chunked
+    temporaries, and three arrays the size of the difference tensor D
+    (``8 p K d_out`` bytes each): D itself, its rescaled copy and the
+    rounding-error bounds of the float64 check of a stored verdict.
 
     Parameters
     ----------
@@ -132,8 +134,36 @@ def estimate_memory(p, K, d_in, d_out):
     newton = n * n
     kron = p * (d_in * d_in + d_out * d_out) + d_out * d_in * d_in
     rows = 14 * p * K
-    tensor = p * K * d_out
-    return int(8 * (newton + kron + rows + tensor) + 2 * _CHUNK_BYTES)
+    tensors = 3 * p * K * d_out
+    return int(8 * (newton + kron + rows + tensors) + 2 * _CHUNK_BYTES)
+
+
+def check_memory(p, K, d_in, d_out, max_memory=None):
+    """Raise :class:`InsufficientMemoryError` if a solve would not fit.
+
+    Parameters
+    ----------
+    p, K, d_in, d_out : int
+        Patterns, competitors per pattern, input and output dimensions.
+    max_memory : int, default=None
+        Bytes allowed; None uses the memory available now (when known).
+
+    Returns
+    -------
+    n_bytes : int
+        The estimate of :func:`estimate_memory`.
+    """
+    need = estimate_memory(p, K, d_in, d_out)
+    allowed = available_memory() if max_memory is None else int(max_memory)
+    if allowed is not None and need > allowed:
+        source = "allowed (max_memory)" if max_memory is not None else "available"
+        raise InsufficientMemoryError(
+            f"Deciding storage of p={p} patterns with K={K} competitors each, "
+            f"W of shape {d_out}x{d_in}, would need about {need / 2**30:.2f} GiB, "
+            f"more than the {allowed / 2**30:.2f} GiB {source}. Use fewer "
+            "patterns or a smaller dimension."
+        )
+    return need
 
 
 def available_memory():
@@ -288,17 +318,7 @@ def solve_storage_ipm(
     iterates (see :func:`assoc_cvx.check_storage`).
     """
     p, K, d_out = D.shape
-    d_in = X.shape[1]
-    need = estimate_memory(p, K, d_in, d_out)
-    allowed = available_memory() if max_memory is None else int(max_memory)
-    if allowed is not None and need > allowed:
-        raise InsufficientMemoryError(
-            f"The structured solve of p={p} patterns with K={K} competitors in "
-            f"{d_in}x{d_out} would need about {need / 2**30:.2f} GiB, more than "
-            f"the {allowed / 2**30:.2f} GiB "
-            + ("allowed (max_memory)." if max_memory is not None else "available.")
-            + " Use fewer patterns or a smaller dimension."
-        )
+    need = check_memory(p, K, X.shape[1], d_out, max_memory)
     t0 = time.perf_counter()
     limits = {} if n_threads is None else {"limits": int(n_threads)}
     with threadpool_limits(user_api="blas", **limits):
@@ -350,11 +370,18 @@ class _NewtonSystem:
         self.rows, self.s = rows, s
         self.r_w, self.r_tau, self.r_p = residuals
         self.scaling = lam / s
-        rows.newton_matrix(self.scaling, H)
-        # The transpose is the Fortran-ordered view of C-ordered H: its upper
-        # triangle is H's lower one, so LAPACK factors H in place.
-        self.factor, info = lapack.dpotrf(H.T, lower=0, clean=0, overwrite_a=1)
-        self.ok = info == 0
+        for shift in _SHIFTS:
+            rows.newton_matrix(self.scaling, H)
+            if shift:  # regularise a matrix that rounding made indefinite
+                diagonal = H.flat[:: rows.n + 1]
+                H.flat[:: rows.n + 1] += shift * diagonal.max()
+            # The transpose is the Fortran-ordered view of C-ordered H: its
+            # upper triangle is H's lower one, so LAPACK factors H in place.
+            self.factor, info = lapack.dpotrf(H.T, lower=0, clean=0, overwrite_a=1)
+            self.ok = info == 0
+            if self.ok:
+                break
+            logger.debug("Cholesky failed (info=%d) with shift %g", info, shift)
         if not self.ok:
             return
         self.b = rows.adjoint(self.scaling).ravel()
@@ -436,7 +463,7 @@ def _iterate(rows, stop_stored, stop_certified, max_margin, max_iter, gap_tol):
         s = s + alpha * ds
         lam = lam + alpha * dlam
         history[-1]["step"] = alpha
-    if status != "not_storable" and stop_certified is not None:
+    if status != "not_storable" and stop_certified is not None and not stored_seen:
         # A last offer of the final weights, whatever their bound; a
         # max-margin run goes on after a first certificate, to sharpen it.
         if stop_certified(lam / lam.sum()) or certified:

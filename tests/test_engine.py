@@ -378,7 +378,7 @@ def test_plain_verdicts_return_the_max_margin_matrix():
     assert [a.formulation for a in result.attempts] == ["plain"]
     # any dual weights bound kappa* from above, any W from below
     assert result.margin_upper >= result.margin_lower > 0
-    assert result.certificate > 0
+    assert np.isnan(result.certificate)  # no certificate is computed when stored
 
 
 @pytest.mark.parametrize("factor", [1e-160, 1e154])
