@@ -319,6 +319,11 @@ def support_constraints(memory, X, Y=None, competitors=None, *, tol=1e-6):
     -------
     support : SupportConstraints
 
+    See Also
+    --------
+    assoc_cvx.StorageResult : its ``support`` lists the same constraints for a
+        max-margin verdict (relative tolerance 1e-6).
+
     Notes
     -----
     The max-margin W minimises :math:`\lVert W \rVert_F` subject to every

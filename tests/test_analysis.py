@@ -92,6 +92,15 @@ def test_support_constraints_span_the_max_margin_matrix(near_capacity):
     assert np.all(coef >= 0)
 
 
+def test_support_constraints_agree_with_the_engine():
+    X, Y = make_associations(20, 8, random_state=11)
+    result = check_storage(X, Y)
+    if not result.max_margin or result.support is None:
+        pytest.skip(f"{result.solver} did not return the max-margin W here")
+    mine = support_constraints(result.W, X, Y, tol=1e-6)
+    np.testing.assert_array_equal(np.argwhere(mine.mask), result.support)
+
+
 def test_support_constraints_decoupled_and_rejects_non_storing_w(near_capacity):
     X, Y, _, hebbian = near_capacity
     Z = make_competitors(20, 8, random_state=3)
