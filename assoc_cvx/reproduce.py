@@ -522,6 +522,16 @@ def _report(rows, mechanism, figures, **info):
         f"instances per cell; root seed {info['random_state']}; every rule sees "
         "the same instances.",
         "",
+        "A d x d matrix W stores p random associations x -> y when every input "
+        "scores its own target above every competitor, y_mu^T W x_mu > "
+        "y_nu^T W x_mu. Competitors are the other targets (coupled) or p - 1 "
+        "private random vectors per input (decoupled). The capacity p_c is the "
+        "largest p that can be stored, decided exactly by convex programming "
+        "for each instance (the max-margin W); theory predicts "
+        "p_c ln p_c / d^2 -> 1/2 for both sets, approached slowly. Learning "
+        "rules (Hebbian, pseudo-inverse, gradient descent on softmax "
+        "cross-entropy) store fewer; the last section shows why.",
+        "",
         "## Exact capacity against theory",
         "",
         "Median critical p over instances (exact verdicts), its 95 % "
