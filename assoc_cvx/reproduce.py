@@ -408,6 +408,8 @@ def _figures(out, rows, results, mechanism, dims, constraint_sets, rules):
         label="RS prediction",
     )
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ScalarFormatter())
     ax.axhline(0.5, color="k", ls=":", lw=1, label="asymptote 1/2")
     for j, constraints in enumerate(constraint_sets):
         sel = [
