@@ -323,14 +323,19 @@ def _estimator_row(X, Y, task):
     }
 
 
-_LIMITED = []
+def _limit_threads():
+    """Limit BLAS to one thread in a worker process: workers share the cores."""
+    global _THREAD_LIMIT
+    _THREAD_LIMIT = threadpool_limits(limits=1)
+
+
+_THREAD_LIMIT = None
 
 
 def solve_one(task: dict) -> dict:
     """Solve one (instance, p) of a sweep and return its store row.
 
-    Runs in a worker process (or thread, or the main process); BLAS is
-    limited to one thread there.
+    Runs in a worker process (or thread, or the main process).
 
     Parameters
     ----------
@@ -343,9 +348,6 @@ def solve_one(task: dict) -> dict:
     row : dict
         Every column of a :class:`~assoc_cvx.store.ResultStore` row.
     """
-    if not _LIMITED:
-        # Once per process: workers share the machine's cores.
-        _LIMITED.append(threadpool_limits(limits=1))
     t0 = time.perf_counter()
     pool = _pool(
         task["n_features"],
@@ -407,7 +409,9 @@ class _LokyExecutor:
         from joblib.externals.loky import get_reusable_executor
 
         self.workers = workers
-        self._executor = get_reusable_executor(max_workers=workers)
+        self._executor = get_reusable_executor(
+            max_workers=workers, initializer=_limit_threads
+        )
 
     def submit(self, fn, arg):
         return self._executor.submit(fn, arg)
@@ -484,7 +488,8 @@ def _check_kappa(kappa):
         raise TypeError(f"kappas must be numbers; got {kappa!r}.")
     if float(kappa) not in KAPPAS:
         raise ValueError(
-            "kappas must be 0: the engine decides storage at zero margin only "
+            "kappas (--margins) must be 0: the engine decides storage at zero "
+            "margin only "
             f"(it has no margin parameter yet); got {kappa!r}."
         )
     return float(kappa)
@@ -744,9 +749,11 @@ def run_sweep(
             executor = _LokyExecutor(min(effective_n_jobs(n_jobs), len(todo)))
         else:
             executor = _InlineExecutor()
-        n_solved = _drive(
-            store, executor, todo, len(units), n_done_before, progress, callback
-        )
+        inline = isinstance(executor, _InlineExecutor)
+        with threadpool_limits(limits=1 if inline else None):
+            n_solved = _drive(
+                store, executor, todo, len(units), n_done_before, progress, callback
+            )
         n_rows, undecided = _sweep_rows(store, units)
     finally:
         if executor is not None:
