@@ -690,8 +690,9 @@ def run_sweep(
         if bad:
             raise ValueError(
                 f"rules {', '.join(map(repr, bad))} cannot be bisected on p "
-                "(their storability is not monotone in p); give p_values or "
-                f"alphas, or use only {', '.join(map(repr, MONOTONE_RULES))}."
+                "(their storability is not monotone in p); give p values or "
+                "alphas (p_values, alphas; --p, --alphas), or use only "
+                f"{', '.join(map(repr, MONOTONE_RULES))}."
             )
     if "decoupled" in constraints:
         bad = [r for r in rules if r not in ("max_margin", "hebbian")]
