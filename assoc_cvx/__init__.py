@@ -20,6 +20,8 @@ from assoc_cvx.exceptions import (
     StorageWarning,
 )
 from assoc_cvx.patterns import make_associations, make_competitors
+from assoc_cvx.store import ResultStore, StoreError
+from assoc_cvx.sweep import SweepResult, run_sweep
 
 __version__ = "0.1.0"
 
@@ -30,15 +32,19 @@ __all__ = [
     "CapacityWarning",
     "CheckpointWarning",
     "LinearAssociativeMemory",
+    "ResultStore",
     "SolverError",
     "SolverWarning",
     "StorageResult",
     "StorageWarning",
+    "StoreError",
+    "SweepResult",
     "__version__",
     "check_storage",
     "find_capacity",
     "make_associations",
     "make_competitors",
+    "run_sweep",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
