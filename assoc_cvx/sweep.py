@@ -398,18 +398,22 @@ class _InlineExecutor:
     def wait_any(futures):
         return [f for f in futures if f.done()]
 
-    def close(self):
+    def close(self, *, failed=False):
         pass
 
 
 class _LokyExecutor:
-    """joblib's process pool (loky), with one worker per job."""
+    """A private pool of joblib's worker processes (loky), one per job.
+
+    Not joblib's shared reusable pool: changing its initializer would
+    restart the pool under a running ``joblib.Parallel``.
+    """
 
     def __init__(self, workers):
-        from joblib.externals.loky import get_reusable_executor
+        from joblib.externals.loky import ProcessPoolExecutor
 
         self.workers = workers
-        self._executor = get_reusable_executor(
+        self._executor = ProcessPoolExecutor(
             max_workers=workers, initializer=_limit_threads
         )
 
@@ -423,8 +427,9 @@ class _LokyExecutor:
         )
         return list(done)
 
-    def close(self):
-        pass  # the pool is reused by the next sweep and joblib
+    def close(self, *, failed=False):
+        # After a failure or an interrupt, running solves are not waited for.
+        self._executor.shutdown(wait=not failed, kill_workers=failed)
 
 
 class _DaskExecutor:
@@ -462,7 +467,7 @@ class _DaskExecutor:
     def wait_any(self, futures):
         return [next(self._completed)]
 
-    def close(self):
+    def close(self, *, failed=False):
         if self._own:
             self._client.close()
 
@@ -731,6 +736,7 @@ def run_sweep(
     if own_store:
         store = ResultStore(store)
     executor = None
+    failed = True
     try:
         units = _units(
             store,
@@ -756,9 +762,10 @@ def run_sweep(
                 store, executor, todo, len(units), n_done_before, progress, callback
             )
         n_rows, undecided = _sweep_rows(store, units)
+        failed = False
     finally:
         if executor is not None:
-            executor.close()
+            executor.close(failed=failed)
         if own_store:
             store.close()
     return SweepResult(

@@ -12,6 +12,7 @@ from pathlib import Path
 import cvxpy as cp
 import numpy as np
 import pytest
+from joblib import Parallel, delayed
 
 import assoc_cvx.engine as engine
 import assoc_cvx.sweep as sweep_module
@@ -206,6 +207,8 @@ def test_two_jobs_give_the_same_rows(tmp_path, reference_200):
     result = run_sweep(path, n_jobs=2, **SWEEP_200)
     assert result.n_solved == 200
     assert _rows(path) == reference_200
+    # The sweep's private pool leaves joblib's shared one usable.
+    assert Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(3)) == [0, 1, 2]
 
 
 def test_dask_cluster_gives_the_same_rows(tmp_path):
