@@ -358,6 +358,11 @@ def _add_sweep_parsers(sub):
         help="Dask scheduler address (e.g. tcp://host:8786) to run on",
     )
     sweep.add_argument(
+        "--retry-undecided",
+        action="store_true",
+        help="solve stored undecided solves again, replacing their rows",
+    )
+    sweep.add_argument(
         "--quiet", action="store_true", help="no progress output on stderr"
     )
 
@@ -435,6 +440,7 @@ def _sweep(args):
         p_max=args.p_max,
         n_jobs=args.jobs,
         scheduler=args.scheduler,
+        retry_undecided=args.retry_undecided,
         progress=progress_bar,
         callback=report,
     )

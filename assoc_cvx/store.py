@@ -298,7 +298,7 @@ class ResultStore:
 
     # -- writing -------------------------------------------------------------
 
-    def insert(self, row: Mapping) -> bool:
+    def insert(self, row: Mapping, *, replace_undecided: bool = False) -> bool:
         """Commit one solve, unless a row with its key is stored already.
 
         Parameters
@@ -306,11 +306,14 @@ class ResultStore:
         row : mapping
             Every column of :data:`KEY_COLUMNS` and :data:`VALUE_COLUMNS`
             (``attempts`` may be a list; it is stored as JSON).
+        replace_undecided : bool, default=False
+            Replace a stored row with the same key if, and only if, its
+            verdict is "undecided". A decided row is never replaced.
 
         Returns
         -------
         inserted : bool
-            False when the key was present (the stored row is kept).
+            False when the key was present and its row kept.
 
         Raises
         ------
@@ -321,10 +324,12 @@ class ResultStore:
             When the store is read-only or SQLite cannot write (full disk,
             lost file).
         """
-        return self.insert_many([row]) == 1
+        return self.insert_many([row], replace_undecided=replace_undecided) == 1
 
-    def insert_many(self, rows: Iterable[Mapping]) -> int:
-        """Commit several solves in one transaction; return how many were new.
+    def insert_many(
+        self, rows: Iterable[Mapping], *, replace_undecided: bool = False
+    ) -> int:
+        """Commit several solves in one transaction; return how many were written.
 
         Rows whose key is stored already are skipped (see :meth:`insert`).
         """
@@ -333,7 +338,15 @@ class ResultStore:
         values = [self._values(row) for row in rows]
         names = ", ".join(_COLUMNS)
         marks = ", ".join("?" * len(_COLUMNS))
-        sql = f"INSERT OR IGNORE INTO {_TABLE} ({names}) VALUES ({marks})"
+        if replace_undecided:
+            updates = ", ".join(f"{c} = excluded.{c}" for c in VALUE_COLUMNS)
+            sql = (
+                f"INSERT INTO {_TABLE} ({names}) VALUES ({marks}) "
+                f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET {updates} "
+                f"WHERE {_TABLE}.verdict = 'undecided'"
+            )
+        else:
+            sql = f"INSERT OR IGNORE INTO {_TABLE} ({names}) VALUES ({marks})"
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")

@@ -17,6 +17,7 @@ import os
 import platform
 import socket
 import sys
+import threading
 import time
 import warnings
 from collections import deque
@@ -233,6 +234,9 @@ def _solver_version(name):
         return None
 
 
+_POOL_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=32)
 def _pool(n_features, constraints, distribution, seed, instance):
     # Child ``instance`` of the root seed, exactly as find_capacity spawns it.
@@ -356,7 +360,8 @@ def solve_one(task: dict) -> dict:
         task["seed"],
         task["instance"],
     )
-    X, Y, Z = pool(task["n_patterns"])
+    with _POOL_LOCK:  # worker threads may grow one cached pool at once
+        X, Y, Z = pool(task["n_patterns"])
     D = difference_tensor(Y, Z)
     rule = task["rule"]
     if rule == "max_margin":
@@ -584,6 +589,7 @@ def run_sweep(
     p_max: int | None = None,
     n_jobs: int | None = 1,
     scheduler=None,
+    retry_undecided: bool = False,
     progress: bool = False,
     callback: Callable[[dict], object] | None = None,
 ) -> SweepResult:
@@ -638,6 +644,11 @@ def run_sweep(
     scheduler : str or distributed.Client, default=None
         Address of a Dask scheduler (or a client); work then goes to its
         workers instead, and ``n_jobs`` is ignored.
+    retry_undecided : bool, default=False
+        Solve again the stored solves that were undecided (a later solver
+        version may decide them; an ECOS or SCS solve interrupted by Ctrl-C
+        is recorded as undecided), replacing their rows. Decided rows are
+        never replaced.
     progress : bool, default=False
         Show a progress bar with an ETA on stderr (off when not a terminal).
     callback : callable, default=None
@@ -717,6 +728,8 @@ def run_sweep(
         raise ValueError(f"n_jobs must be None or a nonzero integer; got {n_jobs!r}.")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable; got {type(callback).__name__}.")
+    if not isinstance(retry_undecided, bool):
+        raise TypeError(f"retry_undecided must be a bool; got {retry_undecided!r}.")
 
     cells = [
         {
@@ -748,6 +761,11 @@ def run_sweep(
             float(certificate_tol),
             p_max,
         )
+        if retry_undecided:
+            for unit in units:
+                unit.verdicts = {
+                    p: v for p, v in unit.verdicts.items() if v is not None
+                }
         todo = deque(u for u in units if u.next_p() is not None)
         n_done_before = len(units) - len(todo)
         if scheduler is not None:
@@ -759,7 +777,13 @@ def run_sweep(
         inline = isinstance(executor, _InlineExecutor)
         with threadpool_limits(limits=1 if inline else None):
             n_solved = _drive(
-                store, executor, todo, len(units), n_done_before, progress, callback
+                store,
+                executor,
+                todo,
+                (len(units), n_done_before, "solve" if grid else "instance"),
+                progress,
+                callback,
+                retry_undecided,
             )
         n_rows, undecided = _sweep_rows(store, units)
         failed = False
@@ -778,8 +802,9 @@ def run_sweep(
     )
 
 
-def _drive(store, executor, todo, n_units, n_done, progress, callback):
+def _drive(store, executor, todo, counts, progress, callback, replace):
     """Keep the workers busy, commit each row as it arrives."""
+    n_units, n_done, unit_name = counts
     # A few tasks queued per worker keep it busy while results travel back.
     in_flight_max = 1 if isinstance(executor, _InlineExecutor) else 2 * executor.workers
     pending = {}
@@ -787,7 +812,7 @@ def _drive(store, executor, todo, n_units, n_done, progress, callback):
     bar = tqdm(
         total=n_units,
         initial=n_done,
-        unit="unit",
+        unit=f" {unit_name}",
         desc="sweep",
         disable=None if progress else True,
         file=sys.stderr,
@@ -802,7 +827,7 @@ def _drive(store, executor, todo, n_units, n_done, progress, callback):
                 for future in executor.wait_any(pending):
                     unit, p = pending.pop(future)
                     row = future.result()
-                    store.insert(row)
+                    store.insert(row, replace_undecided=replace)
                     n_solved += 1
                     unit.verdicts[p] = {"stored": True, "not_storable": False}.get(
                         row["verdict"]

@@ -379,3 +379,27 @@ def test_one_misbehaving_solver_falls_back_to_the_right_verdict(
         assert row["verdict"] == reference[key]
         assert row["decided_by"] != "ECOS"
         assert row["solver"] == "ECOS"  # the order asked for, not who decided
+
+
+def test_retry_undecided_replaces_only_undecided_rows(tmp_path, monkeypatch):
+    path = tmp_path / "s.sqlite"
+    grid = {"dims": [3], "p_values": [3, 7], "n_instances": 3, "solver": "ECOS"}
+    calls = []
+    _inject(monkeypatch, "inaccurate", calls, only="ECOS")
+    monkeypatch.setattr(engine, "resolve_solvers", lambda solver: ["ECOS"])
+    monkeypatch.setattr(sweep_module, "resolve_solvers", lambda solver: ["ECOS"])
+    first = run_sweep(path, **grid)
+    assert len(first.undecided) == 6  # ECOS alone, and it is never trusted
+    monkeypatch.undo()
+    assert run_sweep(path, **grid).n_solved == 0  # undecided rows count as done
+    again = run_sweep(path, retry_undecided=True, **grid)
+    assert again.n_solved == 6
+    assert again.undecided == ()
+    rows = _rows(path)
+    assert len(rows) == 6
+    assert {r["verdict"] for r in rows} == {"stored", "not_storable"}
+    # A decided row is never replaced, even when asked to.
+    with ResultStore(path) as store:
+        row = {**store.rows()[0], "verdict": "undecided"}
+        assert not store.insert(row, replace_undecided=True)
+        assert store.rows()[0]["verdict"] != "undecided"
