@@ -411,15 +411,28 @@ class _LokyExecutor:
     """A private pool of joblib's worker processes (loky), one per job.
 
     Not joblib's shared reusable pool: changing its initializer would
-    restart the pool under a running ``joblib.Parallel``.
+    restart the pool under a running ``joblib.Parallel``. On Linux the
+    workers are forked from this process, which has imported assoc_cvx
+    already: a worker started afresh spends seconds importing cvxpy, scipy
+    and scikit-learn before its first solve, a large part of a short sweep
+    on two cores. Elsewhere (macOS, where forking after the Accelerate BLAS
+    is unsafe; Windows, which cannot fork) they start afresh.
     """
 
-    def __init__(self, workers):
+    def __init__(self, workers, start_method=None):
         from joblib.externals.loky import ProcessPoolExecutor
+        from joblib.externals.loky.backend.context import get_context
 
+        if start_method is None:
+            start_method = "fork" if sys.platform.startswith("linux") else "loky"
+        with warnings.catch_warnings():
+            # loky warns that fork is not its default; the workers only run
+            # solve_one, which needs no thread of this process.
+            warnings.filterwarnings("ignore", "`fork` start method", UserWarning)
+            context = get_context(start_method)
         self.workers = workers
         self._executor = ProcessPoolExecutor(
-            max_workers=workers, initializer=_limit_threads
+            max_workers=workers, context=context, initializer=_limit_threads
         )
 
     def submit(self, fn, arg):
