@@ -688,6 +688,14 @@ def run_sweep(
     for a given solver and package versions, which the rows record; a rerun
     with other versions reuses the stored rows.
 
+    Known shortcomings: ECOS and SCS catch Ctrl-C inside a solve and fail,
+    so a solve running at an interrupt can be stored as undecided (a kill
+    or a crash never stores anything half-done); ``retry_undecided=True``
+    solves it again. The package version is not part of a row's key: a
+    rerun after an upgrade reuses the stored rows (``package_version`` and
+    ``solver_version`` say what computed each). Rules other than max-margin
+    need a p grid, and kappa must be 0.
+
     The critical p satisfies :math:`p_c \ln p_c / d^2 \to 1/2` as d grows
     (arXiv 2605.10795).
     """

@@ -403,3 +403,22 @@ def test_retry_undecided_replaces_only_undecided_rows(tmp_path, monkeypatch):
         row = {**store.rows()[0], "verdict": "undecided"}
         assert not store.insert(row, replace_undecided=True)
         assert store.rows()[0]["verdict"] != "undecided"
+
+
+@pytest.mark.parametrize("rule", ["max_margin", "hebbian"])
+def test_the_estimator_route_of_future_rules_agrees(rule):
+    # Rules added to the estimator later are solved through it; check that
+    # route on the rules it has today against their own routes.
+    for p in (3, 9):
+        X, Y, _ = NestedPool(3, "coupled", "gaussian", np.random.SeedSequence(4))(p)
+        task = {"rule": rule, "solvers": ["ECOS"], "constraints": "coupled"}
+        via_estimator = sweep_module._estimator_row(X, Y, task)
+        D = Y[:, None, :] - Y[None, :, :]
+        D = D[~np.eye(p, dtype=bool)].reshape(p, p - 1, 3)
+        if rule == "hebbian":
+            direct = sweep_module._hebbian_row(X, Y, D)
+        else:
+            direct = sweep_module._max_margin_row(
+                X, D, {**task, "certificate_tol": engine.CERTIFICATE_TOL}
+            )
+        assert via_estimator["verdict"] == direct["verdict"]
