@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from assoc_cvx._validation import check_int, check_option, check_positive
 from assoc_cvx.engine import CERTIFICATE_TOL, decide, resolve_solvers
 from assoc_cvx.exceptions import CapacityWarning, CheckpointWarning, SolverWarning
+from assoc_cvx.ipm import check_memory
 from assoc_cvx.patterns import DISTRIBUTIONS, NestedPool, as_generator
 from assoc_cvx.programs import CONSTRAINT_SETS, difference_tensor
 from assoc_cvx.theory import asymptotic_capacity, capacity_alpha
@@ -329,6 +330,8 @@ def _bisect(index, pool, solvers, certificate_tol, guess, p_max, known):
             if p in verdicts:  # reused from a checkpoint
                 v = verdicts[p]
             else:
+                # Both constraint sets have p - 1 competitors per input.
+                check_memory(p, p - 1, pool.n_features, pool.n_features)
                 X, Y, Z = pool(p)
                 res = decide(
                     X,
@@ -336,6 +339,7 @@ def _bisect(index, pool, solvers, certificate_tol, guess, p_max, known):
                     solvers=solvers,
                     constraints=pool.constraints,
                     certificate_tol=certificate_tol,
+                    mode="verdict",
                 )
                 v = res.stored
                 solve_time += res.compile_time + res.solve_time
@@ -530,7 +534,7 @@ def find_capacity(
         to one thread.
     distribution : {"gaussian", "sphere"}, default="gaussian"
         Pattern distribution, as in :func:`make_associations`.
-    solver : {"auto", "ECOS", "CLARABEL", "HIGHS", "SCS"}, default="auto"
+    solver : {"auto", "IPM", "ECOS", "CLARABEL", "HIGHS", "SCS"}, default="auto"
         First solver tried on each instance (case-insensitive); the others
         installed are the fallback when it is undecided (see
         :func:`check_storage`).
