@@ -7,7 +7,7 @@ Run from the repository root::
 
 Three measurements, each on fresh result stores in a temporary directory:
 
-1. ``speedup``: the same sweep (default: bisection of 20 instances at d = 12,
+1. ``speedup``: the same sweep (default: bisection of 40 instances at d = 12,
    coupled and decoupled) run by ``assoc-cvx sweep`` in a fresh process with
    ``--jobs 1`` and with ``--jobs 2``, alternately, ``--repeat`` times. The
    time is the sweep's own wall time as it prints it (from opening the store
@@ -187,13 +187,13 @@ def main():
             "--dims",
             "12",
             "--instances",
-            "20",
+            "40",
             "--constraints",
             "coupled,decoupled",
         ]
         grid_kwargs = {
             "dims": [12],
-            "n_instances": 20,
+            "n_instances": 40,
             "constraints": ["coupled", "decoupled"],
         }
         repeat = args.repeat
