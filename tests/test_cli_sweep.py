@@ -188,3 +188,24 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
     assert "Traceback" not in captured.err
     # Nothing but the usage (for argument errors) besides the error line.
     assert all(line.startswith(("usage:", " ")) for line in lines if line != error[0])
+
+
+def test_sweep_on_a_dask_scheduler(tmp_path, capsys):
+    distributed = pytest.importorskip("distributed")
+    local, remote = tmp_path / "local.sqlite", tmp_path / "dask.sqlite"
+    assert main(["sweep", str(local), *GRID]) == 0
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        code = main(
+            ["sweep", str(remote), *GRID, "--scheduler", cluster.scheduler_address]
+        )
+    assert code == 0
+    assert "12 solves now, 12 rows" in capsys.readouterr().out
+    drop = ("compile_time", "solve_time", "wall_time", "created_at")
+    assert (
+        ResultStore(remote)
+        .to_frame()
+        .drop(columns=list(drop))
+        .equals(ResultStore(local).to_frame().drop(columns=list(drop)))
+    )
