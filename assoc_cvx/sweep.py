@@ -245,14 +245,23 @@ def _pool(n_features, constraints, distribution, seed, instance):
 
 
 def _hebbian_row(X, Y, D):
+    """Verdict and evidence of the Hebbian matrix ``W = sum_mu y_mu x_mu^T``.
+
+    "stored" when every computed margin exceeds a bound on its rounding
+    error (from forming W, ``W x`` and the product with the difference
+    vector, each a sum of at most ``p + 2 d + 2`` terms, doubled), so
+    that the exact Hebbian matrix stores the set; "not_storable" when some
+    margin is below minus that bound; "undecided" otherwise.
+    """
     W = Y.T @ X
     m = margins(W, X, D)
-    n = X.shape[1] + Y.shape[1] + 2
+    n = X.shape[0] + X.shape[1] + Y.shape[1] + 2
+    magnitude = np.abs(Y).T @ np.abs(X)  # bounds |W| entrywise, with its error
     bound = (
         2
         * n
         * np.finfo(float).eps
-        * np.einsum("mkd,md->mk", np.abs(D), np.abs(X) @ np.abs(W).T)
+        * np.einsum("mkd,md->mk", np.abs(D), np.abs(X) @ magnitude.T)
     )
     norm = float(np.linalg.norm(W))
     if np.all(m > bound):
