@@ -135,7 +135,8 @@ class ResultStore:
     its own transaction with ``synchronous=FULL``, so committed rows also
     survive a power cut. A full disk makes the insert raise (as
     :class:`StoreError`); rows committed before it stay. The ``-wal`` and
-    ``-shm`` files next to the store belong to it while it is open.
+    ``-shm`` files next to the store belong to it (a reader may leave them
+    behind): copy or move them with it.
 
     Examples
     --------
