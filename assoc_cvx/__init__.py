@@ -21,6 +21,8 @@ from assoc_cvx.exceptions import (
     StorageWarning,
 )
 from assoc_cvx.patterns import make_associations, make_competitors
+from assoc_cvx.store import ResultStore, StoreError
+from assoc_cvx.sweep import SweepResult, run_sweep
 
 __version__ = "0.1.0"
 
@@ -32,15 +34,19 @@ __all__ = [
     "CheckpointWarning",
     "InsufficientMemoryError",
     "LinearAssociativeMemory",
+    "ResultStore",
     "SolverError",
     "SolverWarning",
     "StorageResult",
     "StorageWarning",
+    "StoreError",
+    "SweepResult",
     "__version__",
     "check_storage",
     "find_capacity",
     "make_associations",
     "make_competitors",
+    "run_sweep",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

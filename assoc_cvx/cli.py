@@ -1,10 +1,11 @@
-"""Command-line interface: ``assoc-cvx capacity`` and ``assoc-cvx reproduce``."""
+"""Command-line interface: ``assoc-cvx capacity|reproduce|sweep|results|plot``."""
 
 import argparse
 import json
 import math
 import os
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quiet", action="store_true", help="no progress output on stderr"
     )
     _add_reproduce_parser(sub)
+    _add_sweep_parsers(sub)
     return parser
 
 
@@ -374,6 +376,286 @@ def _capacity(args):
     return 0
 
 
+def _listed(kind, *, choices=None, minimum=None):
+    """An argparse type: a comma-separated list of ``kind`` values."""
+
+    def parse(text):
+        items = [t.strip() for t in text.split(",")]
+        if not text.strip() or any(not t for t in items):
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list, got {text!r}"
+            )
+        out = []
+        for item in items:
+            try:
+                value = kind(item)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"expected {kind.__name__} values, got {item!r}"
+                ) from None
+            if isinstance(value, float) and not math.isfinite(value):
+                raise argparse.ArgumentTypeError(
+                    f"expected finite numbers, got {item!r}"
+                )
+            if choices is not None and value not in choices:
+                valid = ", ".join(map(str, choices))
+                raise argparse.ArgumentTypeError(
+                    f"invalid choice {item!r} (choose from {valid})"
+                )
+            if minimum is not None and value < minimum:
+                raise argparse.ArgumentTypeError(
+                    f"expected values >= {minimum}, got {item}"
+                )
+            out.append(value)
+        return out
+
+    return parse
+
+
+def _add_sweep_parsers(sub):
+    from assoc_cvx.sweep import SWEEP_RULES
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="run (or resume) a grid of solves into a result store",
+        description=(
+            "Solve every combination of dimension, constraint set, rule, margin "
+            "and seed, bisecting each instance for its exact critical p (or at "
+            "the given p or alpha), and commit each solve to an SQLite store. "
+            "Rerunning the same command resumes: stored solves are skipped."
+        ),
+    )
+    sweep.add_argument("store", metavar="STORE", help="SQLite result store (created)")
+    sweep.add_argument(
+        "--dims", type=_listed(int, minimum=1), required=True, help="e.g. 4,6,8"
+    )
+    sweep.add_argument(
+        "--constraints",
+        type=_listed(str, choices=CONSTRAINT_SETS),
+        default=["coupled"],
+        help="comma-separated (default: coupled)",
+    )
+    sweep.add_argument(
+        "--distributions",
+        type=_listed(str, choices=DISTRIBUTIONS),
+        default=["gaussian"],
+        help="comma-separated (default: gaussian)",
+    )
+    sweep.add_argument(
+        "--rules",
+        type=_listed(str, choices=SWEEP_RULES),
+        default=["max_margin"],
+        help="comma-separated (default: max_margin); bisection needs max_margin",
+    )
+    sweep.add_argument(
+        "--margins",
+        type=_listed(float),
+        default=[0.0],
+        metavar="KAPPAS",
+        help="margins kappa; only 0 today (default: 0)",
+    )
+    sweep.add_argument(
+        "--seeds",
+        type=_listed(int, minimum=0),
+        default=[0],
+        help="root seeds, comma-separated (default: 0)",
+    )
+    sweep.add_argument(
+        "--instances",
+        type=_integer(minimum=1),
+        default=20,
+        help="instances per seed (default: 20)",
+    )
+    grid = sweep.add_mutually_exclusive_group()
+    grid.add_argument(
+        "--p",
+        type=_listed(int, minimum=2),
+        default=None,
+        metavar="PS",
+        help="solve at these numbers of patterns instead of bisecting",
+    )
+    grid.add_argument(
+        "--alphas",
+        type=_listed(float),
+        default=None,
+        help="solve at the p of these loads p ln p / d^2 instead of bisecting",
+    )
+    sweep.add_argument(
+        "--solver",
+        default="auto",
+        type=str.upper,
+        choices=("AUTO", *SOLVERS),
+        help="first solver tried (default: auto)",
+    )
+    sweep.add_argument(
+        "--p-max",
+        type=_integer(minimum=2),
+        default=None,
+        metavar="P",
+        help="largest p a bisection tries (default: 2 d^2 + 2)",
+    )
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument(
+        "--jobs",
+        type=_integer(nonzero=True),
+        default=1,
+        help="local worker processes; -1 for all cores (default: 1)",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="Dask scheduler address (e.g. tcp://host:8786) to run on",
+    )
+    sweep.add_argument(
+        "--retry-undecided",
+        action="store_true",
+        help="solve stored undecided solves again, replacing their rows",
+    )
+    sweep.add_argument(
+        "--quiet", action="store_true", help="no progress output on stderr"
+    )
+
+    results = sub.add_parser(
+        "results",
+        help="summarise a result store, export its rows",
+        description="Print one line per curve of a result store; export rows.",
+    )
+    results.add_argument("store", metavar="STORE", help="SQLite result store")
+    results.add_argument("--csv", metavar="PATH", help="write every row as CSV")
+    results.add_argument(
+        "--parquet", metavar="PATH", help="write every row as Parquet (pyarrow)"
+    )
+
+    plot = sub.add_parser(
+        "plot",
+        help="draw the fraction of storable instances against alpha",
+        description="Draw capacity curves (fraction storable vs p ln p / d^2).",
+    )
+    plot.add_argument("store", metavar="STORE", help="SQLite result store")
+    plot.add_argument(
+        "-o", "--output", metavar="FILE", required=True, help="image file (.png)"
+    )
+    plot.add_argument("--title", default=None, help="figure title")
+
+
+def _check_store_path(text):
+    if not text:
+        raise ValueError("STORE needs a file name; got an empty path")
+    path = Path(text)
+    if path.is_dir():
+        raise ValueError(f"STORE {text} is a directory, not a file")
+    return path
+
+
+def _existing_store(text):
+    path = _check_store_path(text)
+    if not path.exists():
+        raise ValueError(f"STORE {text} does not exist")
+    return path
+
+
+def _sweep(args):
+    from assoc_cvx.sweep import run_sweep
+
+    _check_output(str(_check_store_path(args.store)), "STORE")
+    progress_bar = not args.quiet and sys.stderr.isatty()
+    state = {"solves": 0, "last": time.monotonic()}
+
+    def report(row):
+        state["solves"] += 1
+        now = time.monotonic()
+        if not args.quiet and not progress_bar and now - state["last"] >= 10:
+            state["last"] = now
+            print(
+                f"[{state['solves']} solves] last: d={row['n_features']} "
+                f"p={row['n_patterns']} {row['constraints']} {row['rule']} "
+                f"seed {row['seed']} instance {row['instance']}: {row['verdict']}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    result = run_sweep(
+        args.store,
+        dims=args.dims,
+        constraints=args.constraints,
+        distributions=args.distributions,
+        rules=args.rules,
+        kappas=args.margins,
+        seeds=args.seeds,
+        n_instances=args.instances,
+        p_values=args.p,
+        alphas=args.alphas,
+        solver=args.solver,
+        p_max=args.p_max,
+        n_jobs=args.jobs,
+        scheduler=args.scheduler,
+        retry_undecided=args.retry_undecided,
+        progress=progress_bar,
+        callback=report,
+    )
+    skipped = result.n_units_done_before
+    print(
+        f"{result.n_units} units ({skipped} done before), {result.n_solved} solves "
+        f"now, {result.n_rows} rows in {args.store}, {result.elapsed:.1f} s"
+    )
+    n = len(result.undecided)
+    print(f"undecided solves: {n}")
+    for key in result.undecided[:20]:
+        print(
+            f"  d={key['n_features']} p={key['n_patterns']} {key['constraints']} "
+            f"{key['distribution']} {key['rule']} seed {key['seed']} "
+            f"instance {key['instance']} solver {key['solver']}"
+        )
+    if n > 20:
+        print(f"  ... and {n - 20} more (assoc-cvx results {args.store} --csv FILE)")
+    return 0
+
+
+def _results(args):
+    from assoc_cvx.results import export_store, summarise_store
+    from assoc_cvx.store import ResultStore
+
+    path = _existing_store(args.store)
+    for option in ("csv", "parquet"):
+        out = getattr(args, option)
+        if out is not None:
+            _check_output(out, f"--{option}")
+    with ResultStore(path, readonly=True) as store:
+        frame = store.to_frame()
+    summary = summarise_store(frame)
+    if summary.empty:
+        print(f"{args.store}: no solves stored")
+    else:
+        print(summary.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    if args.csv is not None:
+        export_store(frame, args.csv, format="csv")
+        print(f"{len(frame)} rows written to {args.csv}")
+    if args.parquet is not None:
+        export_store(frame, args.parquet, format="parquet")
+        print(f"{len(frame)} rows written to {args.parquet}")
+    return 0
+
+
+def _plot(args):
+    from assoc_cvx.results import plot_curves
+
+    path = _existing_store(args.store)
+    _check_output(args.output, "--output")
+    plot_curves(path, args.output, title=args.title)
+    print(f"plot written to {args.output}")
+    return 0
+
+
+_COMMANDS = {
+    "capacity": _capacity,
+    "reproduce": _reproduce,
+    "sweep": _sweep,
+    "results": _results,
+    "plot": _plot,
+}
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     """Print a warning as one line on stderr, above any progress bar."""
     text = " ".join(str(message).split())
@@ -399,18 +681,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
-        if args.command == "reproduce":
-            return _reproduce(args)
-        return _capacity(args)
+        return _COMMANDS[args.command](args)
     except BrokenPipeError:
         # The reader went away (``assoc-cvx ... | head``): stop quietly.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    except (AssocCvxError, ValueError, OSError) as exc:
-        parser.exit(2, f"assoc-cvx: error: {exc}\n")
+    except (AssocCvxError, ValueError, OSError, ImportError) as exc:
+        text = " ".join(str(exc).split())
+        parser.exit(2, f"assoc-cvx: error: {text}\n")
     except KeyboardInterrupt:
-        resumable = getattr(args, "checkpoint", None) or args.command == "reproduce"
+        resumable = getattr(args, "checkpoint", None) or args.command in (
+            "reproduce",
+            "sweep",
+        )
         resume = " (rerun the same command to resume)" if resumable else ""
         parser.exit(130, f"assoc-cvx: interrupted{resume}\n")
     finally:
