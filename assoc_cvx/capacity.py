@@ -10,6 +10,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,13 @@ from tqdm.auto import tqdm
 from assoc_cvx._validation import check_int, check_option, check_positive
 from assoc_cvx.engine import CERTIFICATE_TOL, decide, resolve_solvers
 from assoc_cvx.exceptions import CapacityWarning, CheckpointWarning, SolverWarning
+from assoc_cvx.margin import (
+    _check_retrieval,
+    _listwise_alpha,
+    check_kappa,
+    decide_margin,
+    margin_solvers,
+)
 from assoc_cvx.patterns import DISTRIBUTIONS, NestedPool, as_generator
 from assoc_cvx.programs import CONSTRAINT_SETS, difference_tensor
 from assoc_cvx.theory import asymptotic_capacity, capacity_alpha
@@ -105,6 +113,12 @@ class CapacityResult:
         Wall-clock seconds of the run.
     solver : str
         Solver requested: ``"auto"`` or an upper-case name in :data:`SOLVERS`.
+    kappa : float
+        Required normalised margin (0: plain storage).
+    retrieval : {"top1", "listwise"}
+        Retrieval criterion.
+    r : float or None
+        Tail fraction of the listwise criterion.
     """
 
     n_features: int
@@ -119,6 +133,9 @@ class CapacityResult:
     asymptote: float
     elapsed: float
     solver: str = "auto"
+    kappa: float = 0.0
+    retrieval: str = "top1"
+    r: float | None = None
     _curve: tuple = field(default=(), repr=False)
 
     def __repr__(self) -> str:
@@ -198,6 +215,9 @@ class CapacityResult:
             "entropy": self.entropy,
             "solver": self.solver,
             "elapsed": self.elapsed,
+            "kappa": self.kappa,
+            "retrieval": self.retrieval,
+            "r": self.r,
         }
 
     def to_dict(self) -> dict:
@@ -311,11 +331,13 @@ def _outcome(index, verdicts, solve_time):
     )
 
 
-def _bisect(index, pool, solvers, certificate_tol, guess, p_max, known):
+def _bisect(index, pool, solvers, certificate_tol, guess, p_max, known, decider=None):
     """Find the critical p of one nested instance.
 
     Uses that a W storing the instance at p stores every smaller one (its
     constraints are a subset), so one verdict settles a whole side.
+    ``decider`` replaces :func:`~assoc_cvx.engine.decide` (same signature),
+    e.g. a margin or listwise criterion, which is nested in p too.
     """
     verdicts = dict(known)
     lo, hi = _bracket(verdicts)
@@ -330,7 +352,7 @@ def _bisect(index, pool, solvers, certificate_tol, guess, p_max, known):
                 v = verdicts[p]
             else:
                 X, Y, Z = pool(p)
-                res = decide(
+                res = (decider or decide)(
                     X,
                     difference_tensor(Y, Z),
                     solvers=solvers,
@@ -356,13 +378,15 @@ def _entropy(random_state):
     return int(as_generator(random_state).integers(2**63))
 
 
-def _run_key(n_features, constraints, distribution, entropy, certificate_tol):
+def _run_key(n_features, constraints, distribution, entropy, certificate_tol, **extra):
+    """Identity of a run in a checkpoint; ``extra`` holds non-default criteria."""
     return {
         "n_features": n_features,
         "constraints": constraints,
         "distribution": distribution,
         "entropy": str(entropy),
         "certificate_tol": certificate_tol,
+        **extra,
     }
 
 
@@ -499,6 +523,9 @@ def find_capacity(
     checkpoint: str | os.PathLike | None = None,
     progress: bool = False,
     callback: Callable[[InstanceCapacity], object] | None = None,
+    kappa: float = 0.0,
+    retrieval: str = "top1",
+    r: float | None = None,
 ) -> CapacityResult:
     r"""Measure the storage capacity of random d x d linear memories.
 
@@ -554,6 +581,17 @@ def find_capacity(
     callback : callable, default=None
         Called in the main process with each :class:`InstanceCapacity` as it
         finishes (after it is written to ``checkpoint``).
+    kappa : float, default=0.0
+        Required normalised margin, >= 0 (at ``||W||_F = d``, in standard
+        deviations of a competitor's score; see :mod:`assoc_cvx.margin`).
+        kappa > 0 uses the Frobenius-ball solvers only.
+    retrieval : {"top1", "listwise"}, default="top1"
+        ``"listwise"``: the target's score must beat the mean of the top
+        r-fraction of the competitors' scores (plus kappa) instead of each
+        of them (see :func:`assoc_cvx.margin.check_listwise`). Both criteria
+        are nested in p, so bisection stays exact.
+    r : float in (0, 1], default=None
+        Tail fraction, required with ``retrieval="listwise"`` only.
 
     Returns
     -------
@@ -602,6 +640,13 @@ def find_capacity(
     check_option(distribution, "distribution", DISTRIBUTIONS)
     solvers = resolve_solvers(solver)
     solver = "auto" if solver.upper() == "AUTO" else solver.upper()
+    kappa = check_kappa(kappa)
+    r = _check_retrieval(retrieval, r)
+    decider, extra = None, {}
+    if kappa > 0 or r is not None:
+        solvers = margin_solvers(solvers)
+        decider = partial(decide_margin, kappa=kappa, r=r)
+        extra = {"kappa": kappa, "retrieval": retrieval, "r": r}
     certificate_tol = check_positive(certificate_tol, "certificate_tol")
     p_max = 2 * d * d + 2 if p_max is None else check_int(p_max, "p_max", minimum=2)
     if not (isinstance(confidence, Real) and 0 < confidence < 1):
@@ -620,8 +665,11 @@ def find_capacity(
         )
     entropy = _entropy(random_state)
     seeds = _instance_seeds(entropy, n_instances)
-    guess = int(np.clip(round(_GUESS_FACTOR * asymptotic_capacity(d)), 2, p_max))
-    key = _run_key(d, constraints, distribution, entropy, certificate_tol)
+    guess = _GUESS_FACTOR * asymptotic_capacity(d)
+    if r is not None:  # listwise capacity grows like d^2 (and is >= top-1)
+        guess = max(guess, 0.8 * float(_listwise_alpha(r)) * d * d)
+    guess = int(np.clip(round(guess), 2, p_max))
+    key = _run_key(d, constraints, distribution, entropy, certificate_tol, **extra)
 
     start = time.perf_counter()
     fh = None if checkpoint is None else _open_checkpoint(checkpoint)
@@ -637,6 +685,7 @@ def find_capacity(
                 guess,
                 p_max,
                 known.get(i, {}),
+                decider,
             )
             for i in sorted(set(range(n_instances)) - set(settled))
         ]
@@ -684,6 +733,9 @@ def find_capacity(
         confidence=float(confidence),
         elapsed=time.perf_counter() - start,
         solver=solver,
+        kappa=kappa,
+        retrieval=retrieval,
+        r=r,
     )
 
 

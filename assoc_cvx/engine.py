@@ -644,6 +644,7 @@ def check_storage(
     fallback: bool = True,
     certificate_tol: float = CERTIFICATE_TOL,
     solver_options: dict | None = None,
+    kappa: float = 0.0,
 ) -> StorageResult:
     r"""Decide whether a linear map can store every association exactly.
 
@@ -670,6 +671,15 @@ def check_storage(
     solver_options : dict, default=None
         Extra keyword arguments per solver name, passed to
         ``cvxpy.Problem.solve``, e.g. ``{"ECOS": {"max_iters": 500}}``.
+    kappa : float, default=0.0
+        Required normalised margin, >= 0: with ``||W||_F = d`` every margin
+        must be at least kappa, in standard deviations of a random
+        competitor's score (see :mod:`assoc_cvx.margin` for the convention).
+        kappa > 0 is decided by :func:`assoc_cvx.margin.decide_margin` with
+        the Frobenius-ball solvers (ECOS, CLARABEL, SCS) and no
+        preconditioning; then ``W`` is returned at ``||W||_F = d`` (every
+        margin at least kappa) and "not storable" needs a dual bound on the
+        best normalised margin below ``kappa / d``.
 
     Returns
     -------
@@ -774,13 +784,17 @@ def check_storage(
     names = resolve_solvers(solver, fallback=fallback)
     certificate_tol = check_positive(certificate_tol, "certificate_tol")
     D = difference_tensor(Y, competitors)
-    result = decide(
+    from assoc_cvx import margin  # deferred: margin imports this module
+
+    kappa = margin.check_kappa(kappa)
+    result = (margin.decide_margin if kappa > 0 else decide)(
         X,
         D,
-        solvers=names,
+        solvers=margin.margin_solvers(names) if kappa > 0 else names,
         constraints="coupled" if competitors is None else "decoupled",
         certificate_tol=certificate_tol,
         solver_options=_check_solver_options(solver_options),
+        **({"kappa": kappa} if kappa > 0 else {}),
     )
     tried = "; ".join(
         f"{a.solver} {a.formulation}: {a.solver_status} ({a.message})"
