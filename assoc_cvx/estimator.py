@@ -20,6 +20,7 @@ from assoc_cvx.engine import (
     solve_program,
 )
 from assoc_cvx.exceptions import SolverError, StorageWarning
+from assoc_cvx.margin import check_kappa, decide_margin, margin_solvers
 from assoc_cvx.programs import difference_tensor, margins, soft_margin_program
 
 __all__ = ["RULES", "LinearAssociativeMemory"]
@@ -106,6 +107,14 @@ class LinearAssociativeMemory(BaseEstimator):
         of the preconditioned instance (whitened inputs and difference
         vectors, unit rows; see :func:`assoc_cvx.check_storage`) by at most
         this. Must be positive.
+    kappa : float, default=0.0
+        Required normalised margin (>= 0), used by ``rule="max_margin"``:
+        with ``||W||_F = sqrt(n_targets * n_features)`` every margin must be
+        at least kappa, in standard deviations of a random competitor's
+        score (see :mod:`assoc_cvx.margin`). With kappa > 0, ``coef_`` (when
+        stored) is the matrix of largest smallest margin at that norm, found
+        by the Frobenius-ball solvers (ECOS, CLARABEL, SCS), and ``stored_``
+        says whether margin kappa is reached.
 
     Attributes
     ----------
@@ -223,11 +232,13 @@ class LinearAssociativeMemory(BaseEstimator):
         solver: str = "auto",
         C: float = 1.0,
         certificate_tol: float = CERTIFICATE_TOL,
+        kappa: float = 0.0,
     ) -> None:
         self.rule = rule
         self.solver = solver
         self.C = C
         self.certificate_tol = certificate_tol
+        self.kappa = kappa
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -288,6 +299,7 @@ class LinearAssociativeMemory(BaseEstimator):
             it could not be decided whether they can be.
         """
         solvers, C, certificate_tol = self._check_params()
+        kappa = check_kappa(self.kappa, f"The kappa parameter of {type(self).__name__}")
         _reject_sparse_targets(y)
         X, Y = validate_data(
             self,
@@ -319,19 +331,25 @@ class LinearAssociativeMemory(BaseEstimator):
                     stacklevel=2,
                 )
         else:
-            result = decide(
+            result = (decide_margin if kappa > 0 else decide)(
                 X,
                 D,
-                solvers=solvers,
+                solvers=margin_solvers(solvers) if kappa > 0 else solvers,
                 constraints="coupled",
                 certificate_tol=certificate_tol,
+                **({"kappa": kappa} if kappa > 0 else {}),
             )
             stored = result.stored
             if stored:
                 W, solver = result.W, result.solver
             else:
                 W, solver = _soft_margin(X, D, C, solvers)
-                if stored is False:
+                if stored is False and kappa > 0:
+                    reason = (
+                        f"The {p} associations cannot all be stored with margin "
+                        f"kappa={kappa:g} (evidence from {result.solver})"
+                    )
+                elif stored is False:
                     reason = (
                         f"The {p} associations cannot all be stored by a linear "
                         f"map (certificate from {result.solver}, bound "
