@@ -633,11 +633,14 @@ def _rs_capacity(n_weights, kappa=0.0, *, n_samples=4000, random_state=0):
     rng = np.random.default_rng(random_state)
     z0 = rng.standard_normal(n_samples)
     cap = int(4 * n_weights + 8)
-    Z = rng.standard_normal((n_samples, cap))
+    columns = [rng.standard_normal((n_samples, min(cap, n_weights + 8)))]
 
     def gap(p):
         K = max(p - 1, 1)
-        return p - n_weights / np.mean(_rs_inverse_alpha(z0, Z[:, :K], kappa))
+        while sum(c.shape[1] for c in columns) < K:  # grow, keeping the prefix
+            columns.append(rng.standard_normal((n_samples, columns[0].shape[1])))
+        Z = np.concatenate(columns, axis=1)[:, :K]
+        return p - n_weights / np.mean(_rs_inverse_alpha(z0, Z, kappa))
 
     lo, hi = 2, 4
     while gap(hi) < 0 and hi < cap:
