@@ -505,11 +505,17 @@ def check_listwise(
 
     Examples
     --------
-    >>> from assoc_cvx import make_associations
+    >>> from assoc_cvx import check_storage, make_associations
     >>> from assoc_cvx.margin import check_listwise
-    >>> X, Y = make_associations(12, 4, random_state=0)
-    >>> check_listwise(X, Y, r=0.25).status
+    >>> from assoc_cvx.margin import topk_recall
+    >>> X, Y = make_associations(14, 5, random_state=0)
+    >>> check_storage(X, Y).status  # beyond top-1 capacity
+    'not_storable'
+    >>> result = check_listwise(X, Y, r=0.5)  # beat the mean of the top 6.5
+    >>> result.status
     'stored'
+    >>> topk_recall(result.W, X, Y, k=7)
+    1.0
     """
     X, Y = check_patterns(X, Y)
     p, d = X.shape
