@@ -551,10 +551,16 @@ def check_listwise(
 def margin_solvers(names):
     """Keep the solvers of ``names`` that can solve margin programs.
 
-    Raises ValueError naming the valid ones when none is left (for instance
+    When ``names`` holds no cvxpy cone solver but some other engine, the
+    installed ones of :data:`MARGIN_SOLVERS` are used instead. Raises
+    ValueError naming the valid ones when only HIGHS was given (for instance
     ``solver="HIGHS"`` without fallback).
     """
     kept = [s for s in names if s in MARGIN_SOLVERS]
+    if not kept and not set(names) <= {"HIGHS"}:
+        # Another engine (not a cvxpy solver) was asked for: margins and
+        # listwise programs go to the installed cvxpy cone solvers.
+        kept = [s for s in MARGIN_SOLVERS if s in cp.installed_solvers()]
     if not kept:
         raise ValueError(
             "A margin kappa > 0 or listwise retrieval needs a Frobenius-ball "

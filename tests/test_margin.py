@@ -12,6 +12,7 @@ from assoc_cvx import (
     check_storage,
     find_capacity,
     make_associations,
+    margin,
 )
 from assoc_cvx.margin import (
     _cap_weights,
@@ -73,6 +74,26 @@ def test_margin_verdict_brackets_the_best_margin(entry, solver):
     lam = above.dual_weights
     assert lam.min() >= 0
     assert lam.sum() == pytest.approx(1.0)
+
+
+def test_two_agreeing_solvers_refute_a_margin_without_certificate(monkeypatch):
+    entry = ENTRIES[0]
+    X, Y, Z = reference_instance(entry, entry["critical_p"])
+    D = difference_tensor(Y, Z)
+    kappa = 1.2 * entry["n_features"] * check_storage(X, Y, competitors=Z).margin
+    monkeypatch.setattr(margin, "_certificate_bound", lambda *a: (np.nan, None))
+    one = decide_margin(X, D, solvers=["ECOS"], constraints="", kappa=kappa)
+    assert one.stored is None
+    two = decide_margin(X, D, solvers=["ECOS", "CLARABEL"], constraints="", kappa=kappa)
+    assert two.stored is False
+    assert two.dual_weights is None
+    assert "agree" in two.attempts[-1].message
+
+
+def test_other_engines_route_margins_to_cone_solvers():
+    assert margin.margin_solvers(["IPM"])[0] in margin.MARGIN_SOLVERS
+    with pytest.raises(ValueError, match="Frobenius-ball solver"):
+        margin.margin_solvers(["HIGHS"])
 
 
 def test_duplicate_targets_are_never_stored_with_a_margin():
