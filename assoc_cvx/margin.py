@@ -632,7 +632,7 @@ def _rs_inverse_alpha(z0, Z, kappa):
     return np.where(base[:, 0] >= S[:, 0], 0.0, cost)
 
 
-def _rs_capacity(n_weights, kappa=0.0, *, n_samples=4000, random_state=0):
+def _rs_capacity(n_weights, kappa=0.0, *, n_samples=20000, random_state=0):
     """Finite-size replica-symmetric capacity p with margin kappa.
 
     Solves ``p = N alpha(p - 1, kappa)`` with ``N = n_weights`` (``d^2`` for

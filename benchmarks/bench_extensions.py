@@ -210,10 +210,65 @@ def run_two_layer(args):
 
 
 def report(_args):
+    """Markdown tables of everything measured, predictions recomputed."""
     rows = sorted(_done().values(), key=lambda r: r["key"])
-    for row in rows:
-        slim = {k: v for k, v in row.items() if k not in ("critical_p", "key")}
-        print(json.dumps(slim))
+    kappa = [r for r in rows if r["section"] == "kappa"]
+    if kappa:
+        print(
+            "| d | kappa | p_c gaussian | p_c sphere | RS p_c(d, kappa) |"
+            " ratio gaussian | ratio sphere |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        cells = {(r["d"], r["kappa"], r["distribution"]): r for r in kappa}
+        for d, k in sorted({(r["d"], r["kappa"]) for r in kappa}):
+            pred = _rs_capacity(d * d, k, n_samples=20000)
+            g, s = cells.get((d, k, "gaussian")), cells.get((d, k, "sphere"))
+            print(
+                f"| {d} | {k:g} | {_cap(g)} | {_cap(s)} | {pred:.1f} | "
+                f"{_ratio(g, pred)} | {_ratio(s, pred)} |"
+            )
+        print()
+    lw = [r for r in rows if r["section"] == "listwise"]
+    if lw:
+        print(
+            "| d | r | p_c | p_c / d^2 | alpha_c(r) | ratio | top-1 recall |"
+            " top-ceil(rK) recall |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for r in sorted(lw, key=lambda r: (r["d"], r["r"])):
+            print(
+                f"| {r['d']} | {r['r']:g} | {_cap(r)} | {r['load']:.3f} | "
+                f"{r['alpha_c']:.3f} | {r['ratio']:.2f} | {r['top1_recall']:.3f} |"
+                f" {r['topq_recall']:.3f} |"
+            )
+        print()
+    tl = [r for r in rows if r["section"] == "two_layer"]
+    if tl:
+        print(
+            "| d | beta (k) | frozen p_c | trained p (lower bound) | one layer p_c |"
+            " frozen <= trained <= one | beta/2 law | RS, N = d k |"
+            " found by |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in sorted(tl, key=lambda r: (r["d"], r["beta"])):
+            methods = sorted({m for *_, m in r["per_instance"]})
+            print(
+                f"| {r['d']} | {r['beta']:g} ({r['k']}) | {r['frozen']:g} | "
+                f"{r['trained']:g} | {r['one_layer']:g} | {r['ordered']} | "
+                f"{r['beta_law']:.1f} | {r['rs_frozen']:.1f} | "
+                f"{', '.join(methods)} |"
+            )
+
+
+def _cap(row):
+    if row is None:
+        return "-"
+    lo, hi = row["interval"]
+    return f"{row['capacity']:g} [{lo:g}, {hi:g}]"
+
+
+def _ratio(row, pred):
+    return "-" if row is None else f"{row['capacity'] / pred:.2f}"
 
 
 def main():
