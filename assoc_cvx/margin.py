@@ -23,6 +23,17 @@ kappa* when, at that scale,
 ``kappa* = max_{||W||_F <= 1} min margin`` (the scale-free program) this
 holds exactly when ``kappa* >= kappa / sqrt(d_out d_in)``.
 
+Finite-size effect of fluctuating norms
+---------------------------------------
+The prediction assumes every field has exactly unit variance. With Gaussian
+patterns the norms ``||x_mu||`` fluctuate (relative spread about
+``1/sqrt(2d)``), and so do those of the target differences. At kappa = 0
+this does not matter (storage is unchanged when an input is rescaled), but
+at kappa > 0 a short input needs a larger margin relative to its length, so
+Gaussian patterns store fewer associations than the prediction, more so as
+kappa grows, while patterns uniform on the unit sphere (fixed norms) follow
+it more closely. The README gives the measured ratios.
+
 Listwise retrieval
 ------------------
 The listwise criterion of arXiv 2605.05189 asks the correct score to beat the

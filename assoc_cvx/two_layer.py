@@ -552,7 +552,6 @@ class TwoLayerCapacity:
     one_layer: float
     beta_law: float
     elapsed: float
-    extra: dict = field(default_factory=dict, repr=False)
 
     def summary(self) -> dict:
         """Headline numbers as plain Python values."""
