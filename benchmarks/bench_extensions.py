@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.special import lambertw
 
 from assoc_cvx import find_capacity
 from assoc_cvx.margin import (
@@ -246,18 +247,27 @@ def report(_args):
     if tl:
         print(
             "| d | beta (k) | frozen p_c | trained p (lower bound) | one layer p_c |"
-            " frozen <= trained <= one | beta/2 law | RS, N = d k |"
-            " found by |"
+            " frozen <= trained <= one | beta/2 law p | frozen alpha / (beta/2) |"
+            " frozen / one layer | law(beta) / law(1) | RS, N = d k | found by |"
         )
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in sorted(tl, key=lambda r: (r["d"], r["beta"])):
             methods = sorted({m for *_, m in r["per_instance"]})
+            d, beta_k = r["d"], r["k"] / r["d"]
             print(
-                f"| {r['d']} | {r['beta']:g} ({r['k']}) | {r['frozen']:g} | "
+                f"| {d} | {r['beta']:g} ({r['k']}) | {r['frozen']:g} | "
                 f"{r['trained']:g} | {r['one_layer']:g} | {r['ordered']} | "
-                f"{r['beta_law']:.1f} | {r['rs_frozen']:.1f} | "
+                f"{r['beta_law']:.1f} | {r['frozen_alpha'] / (beta_k / 2):.2f} | "
+                f"{r['frozen'] / r['one_layer']:.2f} | "
+                f"{r['beta_law'] / _law(d, 1.0):.2f} | {r['rs_frozen']:.1f} | "
                 f"{', '.join(methods)} |"
             )
+
+
+def _law(d, beta):
+    """The p solving ``p log p / d^2 = beta / 2``."""
+    c = beta * d * d / 2
+    return float(c / lambertw(c).real)
 
 
 def _cap(row):
