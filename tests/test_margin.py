@@ -269,6 +269,8 @@ def test_listwise_prediction_formula():
 
 def test_rs_prediction_reproduces_the_reference_figures():
     # design notes §7: RS prediction 30-31 at d = 10 and 85-87 at d = 20
-    assert 29.5 <= _rs_capacity(100) <= 31.5
-    assert 84 <= _rs_capacity(400) <= 88
-    assert _rs_capacity(100, 0.5) < _rs_capacity(100, 0.2) < _rs_capacity(100)
+    # (Monte Carlo with 5000 samples: about 1 % noise)
+    assert 29.5 <= _rs_capacity(100, n_samples=5000) <= 31.5
+    assert 84 <= _rs_capacity(400, n_samples=5000) <= 89
+    caps = [_rs_capacity(100, kappa, n_samples=5000) for kappa in (0.0, 0.2, 0.5)]
+    assert caps[0] > caps[1] > caps[2]
