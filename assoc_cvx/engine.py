@@ -692,7 +692,8 @@ def check_storage(
         Bad input: NaN or infinity, wrong dimensions, X and Y of different
         shapes, fewer than 2 patterns, competitors of the wrong shape, rows
         whose entries are below 1e-100 or above 1e100 in size, an unknown
-        solver name, options a solver rejects.
+        solver name, options a solver rejects, a negative or infinite kappa,
+        kappa > 0 with HIGHS as the only solver.
     TypeError
         Non-numeric, complex or sparse patterns; parameters of the wrong type.
     SolverError
