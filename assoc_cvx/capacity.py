@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from assoc_cvx._validation import check_int, check_option, check_positive
 from assoc_cvx.engine import CERTIFICATE_TOL, decide, resolve_solvers
 from assoc_cvx.exceptions import CapacityWarning, CheckpointWarning, SolverWarning
+from assoc_cvx.ipm import check_memory
 from assoc_cvx.margin import (
     _check_retrieval,
     _listwise_alpha,
@@ -351,6 +352,8 @@ def _bisect(index, pool, solvers, certificate_tol, guess, p_max, known, decider=
             if p in verdicts:  # reused from a checkpoint
                 v = verdicts[p]
             else:
+                # Both constraint sets have p - 1 competitors per input.
+                check_memory(p, p - 1, pool.n_features, pool.n_features)
                 X, Y, Z = pool(p)
                 res = (decider or decide)(
                     X,
@@ -358,6 +361,7 @@ def _bisect(index, pool, solvers, certificate_tol, guess, p_max, known, decider=
                     solvers=solvers,
                     constraints=pool.constraints,
                     certificate_tol=certificate_tol,
+                    mode="verdict",
                 )
                 v = res.stored
                 solve_time += res.compile_time + res.solve_time
@@ -557,7 +561,7 @@ def find_capacity(
         to one thread.
     distribution : {"gaussian", "sphere"}, default="gaussian"
         Pattern distribution, as in :func:`make_associations`.
-    solver : {"auto", "ECOS", "CLARABEL", "HIGHS", "SCS"}, default="auto"
+    solver : {"auto", "IPM", "ECOS", "CLARABEL", "HIGHS", "SCS"}, default="auto"
         First solver tried on each instance (case-insensitive); the others
         installed are the fallback when it is undecided (see
         :func:`check_storage`).

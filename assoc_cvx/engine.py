@@ -1,36 +1,45 @@
 """Deciding storage: solver choice, status mapping and certificates."""
 
+import dataclasses
 import functools
 import logging
 import os
 import sys
 import time
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 import cvxpy as cp
 import numpy as np
+import scipy.optimize
+from cvxpy.reductions.solution import Solution
 
+from assoc_cvx._exact import confirm_not_storable
 from assoc_cvx._validation import (
     MAX_ABS,
     MIN_ABS,
     check_competitors,
+    check_option,
     check_patterns,
     check_positive,
     first_row_out_of_range,
     rms_row_norm,
 )
 from assoc_cvx.exceptions import SolverError, SolverWarning
+from assoc_cvx.ipm import IPM_OPTIONS, check_memory, solve_storage_ipm
 from assoc_cvx.programs import (
     certificate_matrix,
     difference_tensor,
     margins,
     scale_free_program,
+    storage_program_of,
 )
 
 __all__ = [
     "CERTIFICATE_TOL",
+    "IPM_METHOD",
     "SOLVERS",
     "SOLVER_OPTIONS",
     "Attempt",
@@ -40,13 +49,26 @@ __all__ = [
     "decide",
     "resolve_solvers",
     "solve_program",
+    "storage_result_of",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Solvers that can decide storage, in the order ``solver="auto"`` tries them,
 #: with the norm ball each one is given (HiGHS solves linear programs only).
-SOLVERS = {"ECOS": "fro", "CLARABEL": "fro", "HIGHS": "max", "SCS": "fro"}
+#: "IPM" is the package's structured interior-point solver (:mod:`assoc_cvx.ipm`);
+#: the others are solved through cvxpy.
+SOLVERS = {"IPM": "fro", "ECOS": "fro", "CLARABEL": "fro", "HIGHS": "max", "SCS": "fro"}
+
+#: What ``mode`` of :func:`check_storage` may be.
+MODES = ("max_margin", "verdict")
+
+#: Margins of the max-margin W within this relative distance of the smallest
+#: one count as support constraints (``StorageResult.support``).
+SUPPORT_RTOL = 1e-6
+
+#: Largest dimension for ``check_storage(..., exact=True)``.
+EXACT_MAX_DIM = 6
 
 #: Default cut on the certificate bound of the best normalised margin of the
 #: preconditioned instance (see check_storage). Storable threshold instances
@@ -61,9 +83,18 @@ CERTIFICATE_TOL = 1e-8
 _RESERVED_OPTIONS = frozenset(
     {"solver", "gp", "qcp", "method", "requires_grad", "enforce_dpp", "ignore_dpp"}
 )
-_PIP_NAMES = {"ECOS": "ecos", "CLARABEL": "clarabel", "HIGHS": "highspy", "SCS": "scs"}
+_PIP_NAMES = {
+    "IPM": "assoc_cvx",
+    "ECOS": "ecos",
+    "CLARABEL": "clarabel",
+    "HIGHS": "highspy",
+    "SCS": "scs",
+}
 #: Options each solver gets unless the caller overrides them.
 SOLVER_OPTIONS = {
+    # One BLAS thread: two threads on a busy 2-core machine made a d = 20
+    # solve 30-60 times slower than one.
+    "IPM": {"n_threads": 1},
     "ECOS": {"max_iters": 200},
     "HIGHS": {"highs_options": {"output_flag": False}},
     # SCS's default accuracy (1e-4) leaves certificates far above the cut.
@@ -142,7 +173,12 @@ class StorageResult:
         True; otherwise it stores the set but need not be of smallest norm.
     max_margin : bool
         Whether ``W`` is the max-margin matrix: the verdict came from a
-        Frobenius-ball solver (ECOS, CLARABEL, SCS) on the plain formulation.
+        Frobenius-ball solver (IPM, ECOS, CLARABEL, SCS) solved to optimality
+        on the plain formulation.
+    support : ndarray of shape (n_support, 2) or None
+        When ``max_margin``, the support constraints: the ``(mu, k)`` whose
+        margin under ``W`` is within a relative ``SUPPORT_RTOL`` (1e-6) of the
+        smallest, one. Near capacity there are about d^2 of them.
     margin : float or None
         When stored, the smallest margin of ``W / ||W||_F``, recomputed in
         float64: the best normalised margin kappa* to solver accuracy when
@@ -154,10 +190,13 @@ class StorageResult:
     certificate : float
         The bound compared with ``certificate_tol``: that of the dual weights
         on the preconditioned instance (see :func:`check_storage`). NaN when
-        there were no dual weights.
+        stored (it is not computed then) or when there were no dual weights.
     dual_weights : ndarray of shape (p, K) or None
         When not storable, the certificate lambda >= 0 (summing to one) over
         the margin constraints, ``[mu, k]`` for competitor k of input mu.
+        When stored with ``max_margin``, the solver's optimal dual weights
+        (summing to one; they vanish off the support), or None if it gave
+        none.
     constraints : {"coupled", "decoupled"}
         Constraint set decided.
     solver : str or None
@@ -169,12 +208,18 @@ class StorageResult:
         Seconds, summed over every attempt.
     attempts : tuple of Attempt
         Every solver and formulation tried, in order.
+    exact : bool
+        True when "not storable" was confirmed in exact rational arithmetic
+        (``check_storage(..., exact=True)``): ``dual_weights`` then hold, to
+        float64 rounding, exact weights with ``A^T lambda = 0``, and
+        ``certificate`` is 0.
     """
 
     stored: bool | None
     status: str
     W: np.ndarray | None
     max_margin: bool
+    support: np.ndarray | None
     margin: float | None
     margin_lower: float
     margin_upper: float
@@ -186,6 +231,7 @@ class StorageResult:
     compile_time: float
     solve_time: float
     attempts: tuple = field(default=())
+    exact: bool = False
 
     def __repr__(self):
         margin = "None" if self.margin is None else f"{self.margin:.3g}"
@@ -220,7 +266,8 @@ def resolve_solvers(solver: str, *, fallback: bool = True) -> list[str]:
     """
     if not isinstance(fallback, bool):
         raise TypeError(f"fallback must be True or False; got {fallback!r}.")
-    installed = [s for s in SOLVERS if s in cp.installed_solvers()]
+    available = set(cp.installed_solvers())
+    installed = [s for s in SOLVERS if s == "IPM" or s in available]
     valid = ("auto", *SOLVERS)
     if not isinstance(solver, str) or solver.upper() not in {v.upper() for v in valid}:
         raise ValueError(
@@ -308,7 +355,10 @@ def solve_program(program, name: str, options: dict) -> SolverRun:
         with warnings.catch_warnings():
             # cvxpy warns on inaccurate statuses; they are mapped to undecided.
             warnings.filterwarnings("ignore", "Solution may be inaccurate")
-            problem.solve(solver=name, **options)
+            if name == "IPM":
+                problem.solve(method=IPM_METHOD, **options)
+            else:
+                problem.solve(solver=name, **options)
     except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
         wall = time.perf_counter() - t0
         return SolverRun("error", 0.0, wall, f"{type(exc).__name__}: {exc}")
@@ -322,12 +372,24 @@ def solve_program(program, name: str, options: dict) -> SolverRun:
     return SolverRun(problem.status, compile_time, float(solve_time))
 
 
+#: Smallest eigenvalue ratio of a Gram matrix trusted for whitening (singular
+#: values 1e-5 apart); below it the SVD is used.
+_GRAM_MIN_RATIO = 1e-10
+
+
 def _whitening(A):
     """Matrix M (d, r) such that ``A @ M`` has orthonormal columns.
 
     r is the numerical rank of ``A`` (n, d); the kept singular values are
     returned too. ``x -> M^T x`` is one-to-one on the row space of ``A``.
     """
+    if A.shape[0] > 4 * A.shape[1]:
+        # Many rows: the eigenvectors of the Gram matrix cost a fraction of an
+        # SVD and are as accurate while its condition number is moderate.
+        eig, V = np.linalg.eigh(A.T @ A)
+        if eig[-1] > 0 and eig[0] > _GRAM_MIN_RATIO * eig[-1]:
+            s = np.sqrt(eig[::-1])
+            return V[:, ::-1] / s, s
     _, s, Vt = np.linalg.svd(A, full_matrices=False)
     if s.size == 0 or s[0] == 0:
         return np.zeros((A.shape[1], 0)), s[:0]
@@ -417,6 +479,16 @@ class _Instance:
             self._pre = (Mx, Ny, Xp, Dp, row_scale)
         return self._pre
 
+    @functools.cached_property
+    def zero_rows(self):
+        """0/1 array (p, K) marking the rows that are exactly zero, or None."""
+        zero = ~np.any(self.D0, axis=2) | ~np.any(self.X0, axis=1)[:, None]
+        return zero.astype(float) if zero.any() else None
+
+    def plain_bound(self, weights):
+        """``||A^T weights||_F`` on the plain rows (weights sum to one)."""
+        return float(np.linalg.norm(certificate_matrix(weights, self.X, self.D)))
+
     def certificate(self, weights):
         """Upper bounds on kappa*, plain and preconditioned, from weights >= 0."""
         G = certificate_matrix(weights, self.X, self.D)
@@ -429,23 +501,24 @@ class _Instance:
 
         Returns the smallest margin of ``W / ||W||_F`` (NaN without a usable
         W), the returned matrix ``W / ||W||_F / margin`` (smallest margin
-        one), and whether every margin of that matrix is proved positive:
-        in float64 when it exceeds the rounding error bound of its
-        computation, ``gamma * |d|^T |W| |x|``, otherwise in exact rational
-        arithmetic on the float64 entries.
+        one), whether every margin of that matrix is proved positive: in
+        float64 when it exceeds the rounding error bound of its computation,
+        ``gamma * |d|^T |W| |x|``, otherwise in exact rational arithmetic on
+        the float64 entries; and whether the float64 proof sufficed for all
+        (a W that needs the exact one may not recall in float64 arithmetic).
         """
         if W is None or not np.all(np.isfinite(W)):
-            return np.nan, None, False
+            return np.nan, None, False, False
         norm = np.linalg.norm(W)
         if not (np.isfinite(norm) and norm > 0):
-            return np.nan, None, False
+            return np.nan, None, False, False
         W_unit = W / norm
         lower = float(margins(W_unit, self.X0, self.D0).min())
         if not lower > 0:
-            return lower, None, False
+            return lower, None, False, False
         W_final = W_unit / lower
         if not np.all(np.isfinite(W_final)):
-            return lower, None, False
+            return lower, None, False, False
         with np.errstate(over="ignore", invalid="ignore"):
             m = margins(W_final, self.X0, self.D0)
             size = np.einsum(
@@ -455,11 +528,11 @@ class _Instance:
         tiny = np.finfo(np.float64).tiny  # subnormal margins are not trusted
         doubtful = np.argwhere(~(m > np.maximum(gamma * size, tiny)))
         if len(doubtful) > _MAX_EXACT_CHECKS:
-            return lower, None, False
+            return lower, None, False, False
         for mu, k in doubtful:
             if not _exact_margin(self.D0[mu, k], W_final, self.X0[mu]) > 0:
-                return lower, None, False
-        return lower, W_final, True
+                return lower, None, False, False
+        return lower, W_final, True, len(doubtful) == 0
 
 
 @dataclass(frozen=True)
@@ -470,38 +543,235 @@ class _Evidence:
     certificate: float = np.nan
     W: np.ndarray | None = None
     weights: np.ndarray | None = None
+    optimal: bool = True
+    robust: bool = True
 
 
-def _evidence(instance, formulation, program, tol):
-    """Read the verdict off a solved program, checking everything in numpy.
+def _stored_evidence(instance, formulation, W):
+    """Map a solver's W back to the data as given and verify it there."""
+    if formulation == "preconditioned" and W is not None:
+        Mx, Ny, *_ = instance.preconditioned()
+        W = Ny @ W @ Mx.T
+    return instance.verified(W)
+
+
+def _plain_weights(instance, formulation, lam):
+    """A solver's duals as weights >= 0 on the plain rows, summing to one."""
+    if lam is None or not np.all(np.isfinite(lam)):
+        return None
+    lam = np.clip(np.asarray(lam, dtype=np.float64), 0.0, None)
+    lam = lam.reshape(instance.D.shape[:2])
+    if formulation == "preconditioned":  # preconditioned rows -> plain rows
+        lam = lam / instance.preconditioned()[4]
+    total = lam.sum()
+    if not total > 0:
+        return None
+    return lam / total
+
+
+def _certificate_evidence(instance, formulation, lam):
+    """Plain-row weights and the bounds they give, from a solver's duals.
+
+    Weight on a zero row (a zero input, or a target among its own
+    competitors) is replaced by the exact certificate: all of it on the zero
+    rows, whose bound is zero.
+    """
+    weights = _plain_weights(instance, formulation, lam)
+    if weights is None:
+        return None, np.nan, np.nan
+    zero = instance.zero_rows
+    if zero is not None and np.any(weights[zero > 0] > 0):
+        weights = zero / zero.sum()
+    upper, certificate = instance.certificate(weights)
+    return weights, upper, certificate
+
+
+#: Polishing a certificate solves a dense least-squares problem with this many
+#: entries at most.
+_POLISH_MAX_ENTRIES = 2 * 10**7
+
+
+def _polish(instance, weights):
+    """Sharpen dual weights on their support by nonnegative least squares.
+
+    Minimises ``||A_S^T lam||^2 + (sum(lam) - 1)^2`` over lam >= 0 on the rows
+    S that carry weight, an active-set solve that lands on the exact support
+    when interior-point weights converge slowly (a degenerate optimum).
+    Returns plain-row weights, or None when S is too large or nothing came
+    of it. The caller recomputes the bound from scratch.
+    """
+    flat = weights.ravel()
+    support = np.flatnonzero(flat > 1e-6 * flat.max())
+    _, K, d_out = instance.D.shape
+    n = instance.X.shape[1] * d_out
+    if support.size * (n + 1) > _POLISH_MAX_ENTRIES:
+        return None
+    mu, k = np.divmod(support, K)
+    rows = (instance.D[mu, k][:, :, None] * instance.X[mu][:, None, :]).reshape(
+        support.size, n
+    )
+    system = np.vstack([rows.T, np.ones(support.size)])
+    rhs = np.zeros(n + 1)
+    rhs[-1] = 1.0
+    try:
+        lam, _ = scipy.optimize.nnls(system, rhs, maxiter=50 * support.size)
+    except RuntimeError:  # iteration limit
+        return None
+    if not lam.sum() > 0:
+        return None
+    out = np.zeros_like(flat)
+    out[support] = lam / lam.sum()
+    return out.reshape(weights.shape)
+
+
+def _sharpest_certificate(instance, formulation, lam, tol):
+    """Certificate evidence from a solver's duals, polished when above ``tol``."""
+    weights, upper, certificate = _certificate_evidence(instance, formulation, lam)
+    if weights is not None and not certificate <= tol:
+        polished = _polish(instance, weights)
+        if polished is not None:
+            found = _certificate_evidence(instance, "plain", polished)
+            if found[2] < certificate:
+                weights, upper, certificate = found
+    return weights, upper, certificate
+
+
+def _evidence(instance, formulation, W, lam, tol):
+    """Read the verdict off a solver's W and duals, checking everything in numpy.
 
     ``lower`` is in units of the data as given, ``upper`` in plain units.
     """
-    W = program.W.value
-    lam = program.margin_constraint.dual_value
-    pre = formulation == "preconditioned"
-    if pre and W is not None:
-        Mx, Ny, *_ = instance.preconditioned()
-        W = Ny @ W @ Mx.T
-    lower, W_final, verified = instance.verified(W)
-    weights = None
-    upper = certificate = np.nan
-    if lam is not None and np.all(np.isfinite(lam)):
-        lam = np.clip(np.asarray(lam, dtype=np.float64), 0.0, None)
-        lam = lam.reshape(instance.D.shape[:2])
-        if pre:  # weights on preconditioned rows -> weights on plain rows
-            lam = lam / instance.preconditioned()[4]
-        total = lam.sum()
-        if total > 0:
-            weights = lam / total
-            upper, certificate = instance.certificate(weights)
+    lower, W_final, verified, robust = _stored_evidence(instance, formulation, W)
     if verified:
-        verdict = "stored"
-    elif certificate <= tol:
-        verdict = "not_storable"
+        weights = _plain_weights(instance, formulation, lam)
+        upper = np.nan if weights is None else instance.plain_bound(weights)
+        return _Evidence(
+            "stored", lower, upper, np.nan, W_final, weights, robust=robust
+        )
+    weights, upper, certificate = _sharpest_certificate(instance, formulation, lam, tol)
+    if certificate <= tol:
+        return _Evidence("not_storable", lower, upper, certificate, None, weights)
+    return _Evidence("undecided", lower, upper, certificate)
+
+
+def _ipm_attempt(instance, formulation, options, tol, mode):
+    """Run the structured solver on one formulation; return (run, evidence).
+
+    Its iterates are checked as it goes: the first W whose margins are all
+    proved positive on the data as given ends a ``"verdict"`` run, and dual
+    weights whose preconditioned bound is within ``tol`` end any run
+    (a ``"max_margin"`` run goes on to sharpen them).
+    """
+    if formulation == "plain":
+        X, D = instance.X, instance.D
     else:
-        verdict = "undecided"
-    return _Evidence(verdict, lower, upper, certificate, W_final, weights)
+        _, _, X, D, _ = instance.preconditioned()
+    found = {}
+
+    def stop_stored(W):
+        lower, W_final, verified, robust = _stored_evidence(instance, formulation, W)
+        if verified:
+            found["stored"] = _Evidence(
+                "stored", lower, W=W_final, optimal=False, robust=robust
+            )
+        return verified
+
+    def stop_certified(lam):
+        weights, upper, certificate = _sharpest_certificate(
+            instance, formulation, lam, tol
+        )
+        best = found.get("certificate", (None, np.nan, np.inf))[2]
+        if not certificate > best:  # keep the sharpest certificate seen
+            found["certificate"] = (weights, upper, certificate)
+        return certificate <= tol
+
+    result = solve_storage_ipm(
+        X,
+        D,
+        stop_stored=stop_stored,
+        stop_certified=stop_certified,
+        max_margin=mode == "max_margin",
+        **options,
+    )
+    weights, upper, certificate = found.get("certificate", (None, np.nan, np.nan))
+    evidence = found.get("stored")
+    if result.status == "optimal" and result.tau > 0:
+        # Converged: the last W is the max-margin direction; prove it too.
+        lower, W_final, verified, robust = _stored_evidence(
+            instance, formulation, result.W
+        )
+        if verified and (robust or evidence is None or not evidence.robust):
+            weights = _plain_weights(instance, formulation, result.weights)
+            evidence = _Evidence(
+                "stored", lower, W=W_final, weights=weights, robust=robust
+            )
+            if weights is not None:
+                upper = instance.plain_bound(weights)
+    if evidence is not None:
+        evidence = dataclasses.replace(evidence, upper=upper, certificate=np.nan)
+    elif result.status == "not_storable" and certificate <= tol:
+        evidence = _Evidence("not_storable", np.nan, upper, certificate, None, weights)
+    else:
+        evidence = _Evidence("undecided", np.nan, upper, certificate)
+    message = f"{result.iterations} iterations"
+    if evidence.verdict == "undecided":
+        message += (
+            f", certificate {evidence.certificate:.3g} (cut {tol:g}), "
+            f"no W proved to store"
+        )
+    run = SolverRun(result.status, 0.0, result.solve_time, message)
+    return run, evidence
+
+
+def _attempt(instance, name, formulation, options, tol, mode, programs):
+    """One solver on one formulation: the Attempt record and its evidence."""
+    if name == "IPM":
+        run, evidence = _ipm_attempt(instance, formulation, options, tol, mode)
+        return Attempt(
+            name,
+            formulation,
+            run.status,
+            evidence.verdict,
+            run.compile_time,
+            run.solve_time,
+            run.message,
+        ), evidence
+    key = (formulation, SOLVERS[name])
+    if key not in programs:
+        if formulation == "plain":
+            Xf, Df = instance.X, instance.D
+        else:
+            _, _, Xf, Df, _ = instance.preconditioned()
+        programs[key] = scale_free_program(Xf, Df, norm=SOLVERS[name])
+    program = programs[key]
+    run = solve_program(program, name, options)
+    message = run.message
+    if run.status == cp.OPTIMAL:
+        evidence = _evidence(
+            instance,
+            formulation,
+            program.W.value,
+            program.margin_constraint.dual_value,
+            tol,
+        )
+        if evidence.verdict == "undecided":
+            message = (
+                f"margin bounds [{evidence.lower:.3g}, {evidence.upper:.3g}], "
+                f"certificate {evidence.certificate:.3g} > cut {tol:g}"
+            )
+    else:
+        evidence = _Evidence("undecided")
+        message = message or f"status {run.status!r} is not trusted"
+    attempt = Attempt(
+        name,
+        formulation,
+        run.status,
+        evidence.verdict,
+        run.compile_time,
+        run.solve_time,
+        message,
+    )
+    return attempt, evidence
 
 
 def decide(
@@ -512,6 +782,7 @@ def decide(
     constraints,
     certificate_tol=CERTIFICATE_TOL,
     solver_options=None,
+    mode="max_margin",
 ) -> StorageResult:
     """Decide storage of the set with inputs ``X`` and difference tensor ``D``.
 
@@ -532,6 +803,8 @@ def decide(
         Cut on the preconditioned certificate bound.
     solver_options : dict, default=None
         Keyword arguments by canonical solver name.
+    mode : {"max_margin", "verdict"}, default="max_margin"
+        See :func:`check_storage`.
 
     Returns
     -------
@@ -539,6 +812,8 @@ def decide(
 
     Raises
     ------
+    InsufficientMemoryError
+        When the structured solver would need more memory than is available.
     ValueError
         When a nonzero difference vector has its largest entry outside
         [1e-150, 1e150] (targets too close, or too far apart, for float64).
@@ -558,69 +833,58 @@ def decide(
     instance = _Instance(X, D)
     programs = {}
     attempts = []
-    total_compile = total_solve = 0.0
+    chosen = fragile = None
     for name in solvers:
         options = {
             **SOLVER_OPTIONS.get(name, {}),
             **(solver_options or {}).get(name, {}),
         }
         for formulation in ("plain", "preconditioned"):
-            key = (formulation, SOLVERS[name])
-            if key not in programs:
-                if formulation == "plain":
-                    Xf, Df = instance.X, instance.D
-                else:
-                    _, _, Xf, Df, _ = instance.preconditioned()
-                programs[key] = scale_free_program(Xf, Df, norm=SOLVERS[name])
-            run = solve_program(programs[key], name, options)
-            total_compile += run.compile_time
-            total_solve += run.solve_time
-            message = run.message
-            if run.status == cp.OPTIMAL:
-                evidence = _evidence(
-                    instance, formulation, programs[key], certificate_tol
-                )
-                if evidence.verdict == "undecided":
-                    message = (
-                        f"margin bounds [{evidence.lower:.3g}, {evidence.upper:.3g}]"
-                        f", certificate {evidence.certificate:.3g} > cut "
-                        f"{certificate_tol:g}"
-                    )
-            else:
-                evidence = _Evidence("undecided")
-                message = message or f"status {run.status!r} is not trusted"
-            attempts.append(
-                Attempt(
-                    name,
-                    formulation,
-                    run.status,
-                    evidence.verdict,
-                    run.compile_time,
-                    run.solve_time,
-                    message,
-                )
+            attempt, evidence = _attempt(
+                instance, name, formulation, options, certificate_tol, mode, programs
             )
-            if evidence.verdict != "undecided":
-                break
-            logger.info("%s (%s) undecided: %s", name, formulation, message)
-        if evidence.verdict != "undecided":
+            attempts.append(attempt)
+            latest = (attempt, evidence)
+            if evidence.verdict == "undecided":
+                logger.info("%s (%s) undecided: %s", name, formulation, attempt.message)
+                continue
+            if evidence.verdict == "stored" and not evidence.robust:
+                # Proved only in exact arithmetic: float64 products with this W
+                # may not recall. The preconditioned program may give a W that
+                # needs no such proof; this one is kept in case it does not.
+                fragile = fragile or (attempt, evidence)
+                if formulation == "plain":
+                    continue
+            if evidence.verdict != "stored" and fragile is not None:
+                break  # a proof of storage outweighs a float64 certificate
+            chosen = (attempt, evidence)
             break
-    last = attempts[-1]
-    W = margin = None
+        if chosen is None and fragile is not None:
+            chosen = fragile
+        if chosen is not None:
+            break
+    last, evidence = chosen if chosen is not None else latest
+    W = margin = support = None
     weights = None
+    max_margin = (
+        evidence.verdict == "stored"
+        and evidence.optimal
+        and last.formulation == "plain"
+        and SOLVERS[last.solver] == "fro"
+    )
     if evidence.verdict == "stored":
         margin, W = evidence.lower, evidence.W
+        if max_margin:
+            support = np.argwhere(margins(W, X, D) <= 1.0 + SUPPORT_RTOL)
+            weights = evidence.weights
     elif evidence.verdict == "not_storable":
         weights = evidence.weights
     return StorageResult(
         stored={"stored": True, "not_storable": False}.get(evidence.verdict),
         status=evidence.verdict,
         W=W,
-        max_margin=(
-            evidence.verdict == "stored"
-            and last.formulation == "plain"
-            and SOLVERS[last.solver] == "fro"
-        ),
+        max_margin=max_margin,
+        support=support,
         margin=margin,
         margin_lower=evidence.lower,
         margin_upper=evidence.upper * instance.scale,
@@ -629,8 +893,8 @@ def decide(
         constraints=constraints,
         solver=last.solver,
         solver_status=last.solver_status,
-        compile_time=total_compile,
-        solve_time=total_solve,
+        compile_time=sum(a.compile_time for a in attempts),
+        solve_time=sum(a.solve_time for a in attempts),
         attempts=tuple(attempts),
     )
 
@@ -644,6 +908,8 @@ def check_storage(
     fallback: bool = True,
     certificate_tol: float = CERTIFICATE_TOL,
     solver_options: dict | None = None,
+    mode: str = "max_margin",
+    exact: bool = False,
     kappa: float = 0.0,
 ) -> StorageResult:
     r"""Decide whether a linear map can store every association exactly.
@@ -658,9 +924,11 @@ def check_storage(
         None: the coupled constraint set (the competitors of input mu are the
         other targets). An array: the decoupled set, ``competitors[mu]`` being
         the private competitors of input mu (see :func:`make_competitors`).
-    solver : {"auto", "ECOS", "CLARABEL", "HIGHS", "SCS"}, default="auto"
-        Solver of the scale-free program (case-insensitive). ``"auto"`` tries
-        the installed ones in that order.
+    solver : {"auto", "IPM", "ECOS", "CLARABEL", "HIGHS", "SCS"}, default="auto"
+        Solver of the scale-free program (case-insensitive). ``"IPM"`` is the
+        package's structured interior-point solver (:mod:`assoc_cvx.ipm`),
+        the others are reached through cvxpy. ``"auto"`` tries them in that
+        order.
     fallback : bool, default=True
         When a solver leaves the verdict undecided (an error, an inaccurate
         status, or evidence that does not decide), try the other installed
@@ -670,7 +938,20 @@ def check_storage(
         margin of the preconditioned instance (see Notes) is at most this.
     solver_options : dict, default=None
         Extra keyword arguments per solver name, passed to
-        ``cvxpy.Problem.solve``, e.g. ``{"ECOS": {"max_iters": 500}}``.
+        ``cvxpy.Problem.solve``, e.g. ``{"ECOS": {"max_iters": 500}}``. For
+        ``"IPM"``: ``max_iter`` (200), ``gap_tol`` (1e-10), ``n_threads``
+        (BLAS threads, 1) and ``max_memory`` (bytes; default the memory
+        available), see :func:`assoc_cvx.ipm.solve_storage_ipm`.
+    mode : {"max_margin", "verdict"}, default="max_margin"
+        ``"max_margin"``: when stored, ``W`` is the max-margin matrix.
+        ``"verdict"``: the structured solver stops at its first iterate that
+        is proved to store the set (about three times faster near capacity);
+        ``W`` then stores the set but ``max_margin`` is False. The cvxpy
+        solvers always solve to optimality.
+    exact : bool, default=False
+        Confirm a "not storable" verdict in exact rational arithmetic (see
+        Notes); a verdict that cannot be confirmed becomes undecided. Only
+        for d <= 6.
     kappa : float, default=0.0
         Required normalised margin, >= 0: with ``||W||_F = d`` every margin
         must be at least kappa, in standard deviations of a random
@@ -692,8 +973,12 @@ def check_storage(
         Bad input: NaN or infinity, wrong dimensions, X and Y of different
         shapes, fewer than 2 patterns, competitors of the wrong shape, rows
         whose entries are below 1e-100 or above 1e100 in size, an unknown
-        solver name, options a solver rejects, a negative or infinite kappa,
-        kappa > 0 with HIGHS as the only solver.
+        solver name or mode, options a solver rejects, ``exact=True`` with
+        d > 6 or with kappa > 0, a negative or infinite kappa, kappa > 0 with
+        HIGHS as the only solver.
+    InsufficientMemoryError
+        The structured solver would need more memory than is available (the
+        message gives its estimate).
     TypeError
         Non-numeric, complex or sparse patterns; parameters of the wrong type.
     SolverError
@@ -784,19 +1069,52 @@ def check_storage(
         competitors = check_competitors(competitors, p, d)
     names = resolve_solvers(solver, fallback=fallback)
     certificate_tol = check_positive(certificate_tol, "certificate_tol")
+    check_option(mode, "mode", MODES)
+    solver_options = _check_solver_options(solver_options)
+    # Before D is built: a set too large for memory gets an error, not a crash.
+    max_memory = solver_options.get("IPM", {}).get("max_memory")
+    K = p - 1 if competitors is None else competitors.shape[1]
+    check_memory(p, K, d, d, max_memory)
+    if not isinstance(exact, bool):
+        raise TypeError(f"exact must be True or False; got {exact!r}.")
+    if exact and d > EXACT_MAX_DIM:
+        raise ValueError(
+            f"exact=True confirms certificates in rational arithmetic only for "
+            f"d <= {EXACT_MAX_DIM}; got d={d}."
+        )
     D = difference_tensor(Y, competitors)
     from assoc_cvx import margin  # deferred: margin imports this module
 
     kappa = margin.check_kappa(kappa)
-    result = (margin.decide_margin if kappa > 0 else decide)(
-        X,
-        D,
-        solvers=margin.margin_solvers(names) if kappa > 0 else names,
-        constraints="coupled" if competitors is None else "decoupled",
-        certificate_tol=certificate_tol,
-        solver_options=_check_solver_options(solver_options),
-        **({"kappa": kappa} if kappa > 0 else {}),
-    )
+    constraints = "coupled" if competitors is None else "decoupled"
+    if kappa > 0:
+        if exact:
+            raise ValueError(
+                "exact=True confirms zero-margin certificates only; got "
+                f"kappa={kappa!r}."
+            )
+        names = margin.margin_solvers(names)  # the cvxpy cone solvers
+        result = margin.decide_margin(
+            X,
+            D,
+            solvers=names,
+            constraints=constraints,
+            certificate_tol=certificate_tol,
+            solver_options=solver_options,
+            kappa=kappa,
+        )
+    else:
+        result = decide(
+            X,
+            D,
+            solvers=names,
+            constraints=constraints,
+            certificate_tol=certificate_tol,
+            solver_options=solver_options,
+            mode=mode,
+        )
+    if exact and result.stored is False:
+        result = _confirm_exactly(result, X, Y, competitors)
     tried = "; ".join(
         f"{a.solver} {a.formulation}: {a.solver_status} ({a.message})"
         for a in result.attempts
@@ -815,6 +1133,27 @@ def check_storage(
             stacklevel=2,
         )
     return result
+
+
+def _confirm_exactly(result, X, Y, competitors):
+    """Replace a float64 "not storable" by an exact one, or by undecided."""
+    support = confirm_not_storable(X, Y, competitors, result.dual_weights)
+    if support is not None:
+        weights = np.zeros_like(result.dual_weights)
+        for (mu, k), value in support:
+            weights[mu, k] = float(value)
+        return dataclasses.replace(
+            result, dual_weights=weights, certificate=0.0, exact=True
+        )
+    warnings.warn(
+        "The certificate of 'not storable' could not be confirmed in exact "
+        "arithmetic; the verdict is undecided.",
+        SolverWarning,
+        stacklevel=3,
+    )
+    return dataclasses.replace(
+        result, stored=None, status="undecided", dual_weights=None
+    )
 
 
 def _check_solver_options(solver_options):
@@ -837,6 +1176,13 @@ def _check_solver_options(solver_options):
             raise TypeError(
                 f"solver_options[{key!r}] must be a dict of keyword arguments."
             )
+        if name == "IPM":
+            unknown = sorted(set(value) - set(IPM_OPTIONS))
+            if unknown:
+                raise ValueError(
+                    f"solver_options[{key!r}] has {', '.join(map(repr, unknown))}; "
+                    f"the IPM options are {', '.join(map(repr, IPM_OPTIONS))}."
+                )
         reserved = sorted(set(value) & _RESERVED_OPTIONS)
         if reserved:
             raise ValueError(
@@ -845,3 +1191,83 @@ def _check_solver_options(solver_options):
             )
         out[name] = value
     return out
+
+
+#: Name of the structured solve method registered with cvxpy:
+#: ``program.problem.solve(method=IPM_METHOD)``.
+IPM_METHOD = "assoc_cvx_ipm"
+
+
+def _solve_method(
+    problem, *, mode="max_margin", certificate_tol=CERTIFICATE_TOL, **options
+):
+    """cvxpy solve method: the structured solver on a storage program.
+
+    Decides storage like ``check_storage(..., solver="IPM", fallback=False)``
+    and writes the answer back into the problem: for the scale-free program
+    W, T, kappa and the dual weights of the margin rows (the certificate when
+    kappa* = 0); for the max-margin program W and T, or status
+    ``"infeasible"``. Undecided answers set status ``"solver_error"``.
+    """
+    program = storage_program_of(problem)
+    if program is None or not (
+        (program.kind == "scale_free" and program.norm == "fro")
+        or program.kind == "max_margin"
+    ):
+        raise cp.error.SolverError(
+            f"The {IPM_METHOD!r} method solves only the programs built by "
+            "assoc_cvx.programs.scale_free_program(norm='fro') and "
+            "max_margin_program; solve other problems with a cvxpy solver."
+        )
+    check_option(mode, "mode", MODES)
+    result = decide(
+        program.X,
+        program.D,
+        solvers=["IPM"],
+        constraints="",
+        certificate_tol=check_positive(certificate_tol, "certificate_tol"),
+        solver_options=_check_solver_options({"IPM": options}),
+        mode=mode,
+    )
+    if result.stored is None:
+        raise cp.error.SolverError(
+            "The structured solver left storage undecided: "
+            + "; ".join(f"{a.formulation}: {a.message}" for a in result.attempts)
+        )
+    primal, dual = {}, {}
+    p, K, _ = program.D.shape
+    status, value = cp.OPTIMAL, None
+    if result.stored:
+        W = result.W
+        if program.kind == "scale_free":
+            W = W / np.linalg.norm(W)
+            primal[program.kappa.id] = np.array(result.margin)
+            if result.dual_weights is not None:
+                duals = result.dual_weights.reshape(p * K)
+                dual[program.margin_constraint.id] = duals
+    elif program.kind == "scale_free":
+        W = np.zeros(program.W.shape)
+        primal[program.kappa.id] = np.array(0.0)
+        dual[program.margin_constraint.id] = result.dual_weights.reshape(p * K)
+    else:
+        status, value = cp.INFEASIBLE, np.inf
+    if status == cp.OPTIMAL:
+        primal[program.W.id] = W
+        primal[program.T.id] = W @ program.X.T
+    problem.unpack(Solution(status, value, primal, dual, {}))
+    _LAST_RESULTS[problem] = result
+    return problem.value
+
+
+def storage_result_of(problem):
+    """The :class:`StorageResult` of the last structured solve of ``problem``.
+
+    After ``problem.solve(method=IPM_METHOD)``: the verdict and its evidence
+    behind the values written into the problem; None before.
+    """
+    return _LAST_RESULTS.get(problem)
+
+
+_LAST_RESULTS = weakref.WeakKeyDictionary()
+
+cp.Problem.register_solve(IPM_METHOD, _solve_method)

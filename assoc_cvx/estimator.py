@@ -81,19 +81,20 @@ class LinearAssociativeMemory(BaseEstimator):
         with every margin at least one, found by convex programming, or the
         soft-margin matrix when the associations cannot all be stored.
         ``"hebbian"``: the outer-product rule ``W = Y^T X``, no solver.
-    solver : {"auto", "ECOS", "CLARABEL", "HIGHS", "SCS"}, default="auto"
+    solver : {"auto", "IPM", "ECOS", "CLARABEL", "HIGHS", "SCS"}, default="auto"
         Solver of the convex programs (case-insensitive). ``"auto"`` tries the
-        installed ones in that order; a named solver is tried first and the
-        other installed ones after it. Validated for every rule, used only by
-        ``rule="max_margin"``; the soft-margin program, a quadratic program,
-        goes to ECOS, CLARABEL and SCS before HIGHS, whose QP solver is much
-        slower on it. HIGHS solves the linear-programming variant
-        (every entry of W bounded instead of its Frobenius norm). When the
-        verdict comes from it, or from the preconditioned program a solver
-        gets when the plain one is undecided, ``coef_`` still has smallest
-        margin one but is not the minimum-norm matrix, and ``margin_`` is
-        only a lower bound on kappa* (``storage_result_.max_margin`` is
-        False).
+        installed ones in that order, starting with the package's structured
+        interior-point solver (``"IPM"``, storage program only); a named
+        solver is tried first and the other installed ones after it.
+        Validated for every rule, used only by ``rule="max_margin"``; the
+        soft-margin program, a quadratic program, goes to ECOS, CLARABEL and
+        SCS before HIGHS, whose QP solver is much slower on it. HIGHS solves
+        the linear-programming variant (every entry of W bounded instead of
+        its Frobenius norm). When the verdict comes from it, or from the
+        preconditioned program a solver gets when the plain one is
+        undecided, ``coef_`` still has smallest margin one but is not the
+        minimum-norm matrix, and ``margin_`` is only a lower bound on kappa*
+        (``storage_result_.max_margin`` is False).
     C : float, default=1.0
         Cost of a unit of slack in the soft-margin program, used only when
         ``rule="max_margin"`` and the associations are not (or not provably)
@@ -522,9 +523,9 @@ def _soft_margin(X, D, C, solvers):
     tried = []
     # The soft-margin program is a quadratic program: HiGHS's QP solver took
     # minutes where the conic solvers take milliseconds, so it is used last.
-    order = [s for s in solvers if SOLVERS[s] == "fro"] + [
-        s for s in solvers if SOLVERS[s] != "fro"
-    ]
+    # The structured solver (IPM) solves only the storage program itself.
+    conic = [s for s in solvers if s != "IPM" and SOLVERS[s] == "fro"]
+    order = conic + [s for s in solvers if SOLVERS[s] != "fro"]
     for name in order:
         run = solve_program(program, name, SOLVER_OPTIONS.get(name, {}))
         W = program.W.value

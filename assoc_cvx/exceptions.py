@@ -4,6 +4,7 @@ __all__ = [
     "AssocCvxError",
     "CapacityWarning",
     "CheckpointWarning",
+    "InsufficientMemoryError",
     "SolverError",
     "SolverWarning",
     "StorageWarning",
@@ -19,6 +20,13 @@ class SolverError(AssocCvxError, RuntimeError):
 
     A storage verdict that no solver could reach is not an error: it is
     returned as undecided, with a :class:`SolverWarning`.
+    """
+
+
+class InsufficientMemoryError(AssocCvxError, MemoryError):
+    """Deciding storage would need more memory than is allowed or available.
+
+    Raised before the large arrays are built; the message gives the estimate.
     """
 
 

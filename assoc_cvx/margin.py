@@ -195,7 +195,7 @@ def margin_program(X, D, *, r=None):
     program : StorageProgram
     """
     p, K = D.shape[:2]
-    W, lift, m = _lifted_margins(X, D)
+    W, _, lift, m = _lifted_margins(X, D)
     kappa = cp.Variable(name="kappa")
     ball = cp.norm(W, "fro") <= 1
     q = _tail_size(r, K)
@@ -284,6 +284,7 @@ def decide_margin(
     r=None,
     certificate_tol=CERTIFICATE_TOL,
     solver_options=None,
+    mode="max_margin",
 ) -> StorageResult:
     r"""Decide storage with margin kappa and/or the listwise criterion.
 
@@ -310,6 +311,9 @@ def decide_margin(
         root-mean-square rows, without preconditioning).
     solver_options : dict, default=None
         Keyword arguments by canonical solver name.
+    mode : {"max_margin", "verdict"}, default="max_margin"
+        Accepted for the signature of :func:`~assoc_cvx.engine.decide`; the
+        cvxpy solvers always solve to optimality, so both give the same.
 
     Returns
     -------
@@ -425,6 +429,7 @@ def decide_margin(
         status=verdict,
         W=W_out,
         max_margin=verdict == "stored" and r is None,
+        support=None,
         margin=lower if verdict == "stored" else None,
         margin_lower=lower,
         margin_upper=upper,

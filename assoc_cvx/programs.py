@@ -15,7 +15,8 @@ The cvxpy programs are posed in the lifted form: an auxiliary variable
 out the dense p K x d_out d_in constraint matrix.
 """
 
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 
 import cvxpy as cp
 import numpy as np
@@ -108,12 +109,42 @@ class StorageProgram:
         The p K margin rows; its dual values are the weights of a certificate.
     kappa : cvxpy.Variable or None
         The common margin (scale-free program only).
+    T : cvxpy.Variable or None
+        The lifted products ``W X^T``.
+    X : ndarray of shape (p, d_in) or None
+        The inputs the program was built from.
+    D : ndarray of shape (p, K, d_out) or None
+        The difference vectors it was built from.
+    kind : str
+        ``"scale_free"``, ``"max_margin"`` or ``"soft_margin"``.
+    norm : str
+        The norm ball of the scale-free program (``"fro"`` or ``"max"``).
     """
 
     problem: cp.Problem
     W: cp.Variable
     margin_constraint: cp.Constraint
     kappa: cp.Variable | None = None
+    T: cp.Variable | None = None
+    X: np.ndarray | None = field(default=None, repr=False)
+    D: np.ndarray | None = field(default=None, repr=False)
+    kind: str = ""
+    norm: str = "fro"
+
+
+#: The storage programs built here, by problem, for the structured solve
+#: method (see :mod:`assoc_cvx.ipm`).
+_PROGRAMS = weakref.WeakKeyDictionary()
+
+
+def _registered(program):
+    _PROGRAMS[program.problem] = program
+    return program
+
+
+def storage_program_of(problem):
+    """The :class:`StorageProgram` a cvxpy problem was built as, or None."""
+    return _PROGRAMS.get(problem)
 
 
 def _lifted_margins(X, D):
@@ -122,7 +153,7 @@ def _lifted_margins(X, D):
     W = cp.Variable((d_out, d_in), name="W")
     T = cp.Variable((d_out, p), name="T")
     lift = T == W @ X.T
-    return W, lift, constraint_matrix(D) @ cp.vec(T, order="F")
+    return W, T, lift, constraint_matrix(D) @ cp.vec(T, order="F")
 
 
 def scale_free_program(X, D, *, norm="fro"):
@@ -138,7 +169,7 @@ def scale_free_program(X, D, *, norm="fro"):
     second-order cone program; kappa* is the best normalised margin),
     ``norm="max"`` bounds every entry (a linear program, for LP solvers).
     """
-    W, lift, m = _lifted_margins(X, D)
+    W, T, lift, m = _lifted_margins(X, D)
     kappa = cp.Variable(name="kappa")
     margin_constraint = m >= kappa
     if norm == "fro":
@@ -148,7 +179,11 @@ def scale_free_program(X, D, *, norm="fro"):
     else:
         raise ValueError(f"norm must be 'fro' or 'max'; got {norm!r}.")
     problem = cp.Problem(cp.Maximize(kappa), [lift, margin_constraint, ball])
-    return StorageProgram(problem, W, margin_constraint, kappa)
+    return _registered(
+        StorageProgram(
+            problem, W, margin_constraint, kappa, T, X, D, "scale_free", norm
+        )
+    )
 
 
 def max_margin_program(X, D):
@@ -162,10 +197,12 @@ def max_margin_program(X, D):
     optimum divided by kappa*, but it is badly scaled near capacity: use the
     scale-free program for verdicts.
     """
-    W, lift, m = _lifted_margins(X, D)
+    W, T, lift, m = _lifted_margins(X, D)
     margin_constraint = m >= 1
     problem = cp.Problem(cp.Minimize(cp.sum_squares(W)), [lift, margin_constraint])
-    return StorageProgram(problem, W, margin_constraint)
+    return _registered(
+        StorageProgram(problem, W, margin_constraint, None, T, X, D, "max_margin")
+    )
 
 
 def soft_margin_program(X, D, *, C=1.0):
@@ -176,11 +213,11 @@ def soft_margin_program(X, D, *, C=1.0):
         \xi_{\mu k} \quad \text{s.t.} \quad D_{\mu k}^\top W x_\mu \ge 1 -
         \xi_{\mu k} .
     """
-    W, lift, m = _lifted_margins(X, D)
+    W, T, lift, m = _lifted_margins(X, D)
     slack = cp.Variable(m.shape[0], nonneg=True, name="slack")
     margin_constraint = m + slack >= 1
     problem = cp.Problem(
         cp.Minimize(0.5 * cp.sum_squares(W) + C * cp.sum(slack)),
         [lift, margin_constraint],
     )
-    return StorageProgram(problem, W, margin_constraint)
+    return StorageProgram(problem, W, margin_constraint, None, T, X, D, "soft_margin")

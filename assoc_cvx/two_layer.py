@@ -57,12 +57,12 @@ from assoc_cvx.capacity import (
 from assoc_cvx.engine import (
     CERTIFICATE_TOL,
     SOLVER_OPTIONS,
-    SOLVERS,
     StorageResult,
     decide,
     resolve_solvers,
     solve_program,
 )
+from assoc_cvx.margin import MARGIN_SOLVERS
 from assoc_cvx.patterns import DISTRIBUTIONS, NestedPool, as_generator
 from assoc_cvx.programs import CONSTRAINT_SETS, difference_tensor, soft_margin_program
 from assoc_cvx.theory import asymptotic_capacity
@@ -246,7 +246,7 @@ def _soft_step(X, D, C, solvers):
     """Soft-margin solution of one layer (balanced scales), or None."""
     balance = math.sqrt(rms_row_norm(X) / rms_row_norm(D))
     program = soft_margin_program(X / balance, D * balance, C=C)
-    for name in [s for s in solvers if SOLVERS[s] == "fro"]:
+    for name in [s for s in solvers if s in MARGIN_SOLVERS]:  # cvxpy cone solvers
         run = solve_program(program, name, SOLVER_OPTIONS.get(name, {}))
         W = program.W.value
         if run.status == cp.OPTIMAL and W is not None and np.all(np.isfinite(W)):
@@ -472,6 +472,7 @@ class _HiddenPool:
     def __init__(self, pool, W1):
         self.pool, self.W1 = pool, W1
         self.constraints = pool.constraints
+        self.n_features = pool.n_features
 
     def __call__(self, n_patterns):
         X, Y, Z = self.pool(n_patterns)

@@ -26,7 +26,7 @@ TOL = {
     "rescaled_fit_rtol": 1e-6,
 }
 
-INSTALLED_SOLVERS = [s for s in SOLVERS if s in cp.installed_solvers()]
+INSTALLED_SOLVERS = [s for s in SOLVERS if s == "IPM" or s in cp.installed_solvers()]
 
 
 def solver_params(norm=None):
@@ -53,6 +53,10 @@ def solver_params(norm=None):
 
 #: Every storage solver, for ``@pytest.mark.parametrize("solver", SOLVER_PARAMS)``.
 SOLVER_PARAMS = solver_params()
+
+#: The solvers reached through cvxpy (every one but the structured IPM), which
+#: also solve the estimator's soft-margin program.
+CVXPY_SOLVER_PARAMS = [param for param in SOLVER_PARAMS if param.values[0] != "IPM"]
 
 
 def _load_reference():

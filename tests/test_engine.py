@@ -203,7 +203,7 @@ def test_returned_w_is_the_max_margin_solution():
 
 def test_unknown_solver_lists_the_valid_ones():
     X, Y = make_associations(3, 3, random_state=0)
-    with pytest.raises(ValueError, match="solver must be one of 'auto', 'ECOS'"):
+    with pytest.raises(ValueError, match="solver must be one of 'auto', 'IPM', 'ECOS'"):
         check_storage(X, Y, solver="gurobi")
 
 
@@ -264,7 +264,7 @@ def test_misbehaving_solver_never_gives_a_wrong_no(monkeypatch, fault):
     assert result.stored is None
     assert result.status == "undecided"
     assert result.W is None
-    with pytest.warns(SolverWarning, match="the verdict came from CLARABEL"):
+    with pytest.warns(SolverWarning, match="the verdict came from IPM"):
         result = check_storage(X, Y, solver="ECOS")
     _assert_not_storable(result, X, Y, None)
 
@@ -378,7 +378,7 @@ def test_plain_verdicts_return_the_max_margin_matrix():
     assert [a.formulation for a in result.attempts] == ["plain"]
     # any dual weights bound kappa* from above, any W from below
     assert result.margin_upper >= result.margin_lower > 0
-    assert result.certificate > 0
+    assert np.isnan(result.certificate)  # no certificate is computed when stored
 
 
 @pytest.mark.parametrize("factor", [1e-160, 1e154])

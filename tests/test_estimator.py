@@ -5,7 +5,13 @@ import dataclasses
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import INSTALLED_SOLVERS, SOLVER_PARAMS, TOL, solver_params
+from conftest import (
+    CVXPY_SOLVER_PARAMS,
+    INSTALLED_SOLVERS,
+    SOLVER_PARAMS,
+    TOL,
+    solver_params,
+)
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import assoc_cvx.estimator
@@ -366,7 +372,7 @@ def test_soft_margin_fit_does_not_depend_on_balanced_scales(a, b):
         (
             {"solver": "gurobi"},
             ValueError,
-            "solver must be one of 'auto', 'ECOS', 'CLARABEL', 'HIGHS', 'SCS' "
+            "solver must be one of 'auto', 'IPM', 'ECOS', 'CLARABEL', 'HIGHS', 'SCS' "
             r"\(case-insensitive\); got 'gurobi'",
         ),
         (
@@ -466,7 +472,8 @@ def test_undecided_storage_falls_back_to_soft_margin(monkeypatch, solver):
     assert memory.stored_ is None
     assert memory.storage_result_.status == "undecided"
     # The soft-margin QP goes to the Frobenius-ball (conic) solvers first.
-    expected = solver if SOLVERS[solver] == "fro" else "ECOS"
+    # The structured IPM solves only the storage program.
+    expected = solver if SOLVERS[solver] == "fro" and solver != "IPM" else "ECOS"
     assert memory.solver_ == expected
     reference = soft_margin_program(X, D, C=0.1)
     reference.problem.solve(solver=expected, **SOLVER_OPTIONS.get(expected, {}))
@@ -476,7 +483,7 @@ def test_undecided_storage_falls_back_to_soft_margin(monkeypatch, solver):
     assert distance > 0.1 * np.linalg.norm(max_margin.coef_)
 
 
-@pytest.mark.parametrize("solver", SOLVER_PARAMS)
+@pytest.mark.parametrize("solver", CVXPY_SOLVER_PARAMS)
 def test_soft_margin_failure_raises_solver_error(monkeypatch, solver):
     def failing(program, name, options):
         return SolverRun("error", 0.0, 0.0, f"{name} crashed")
@@ -486,5 +493,6 @@ def test_soft_margin_failure_raises_solver_error(monkeypatch, solver):
     Y[1] = Y[0]
     with pytest.raises(SolverError, match=f"tried .*{solver}: {solver} crashed") as err:
         LinearAssociativeMemory(solver=solver).fit(X, Y)
-    for name in INSTALLED_SOLVERS:  # every installed solver was tried
-        assert f"{name}: {name} crashed" in str(err.value)
+    for name in INSTALLED_SOLVERS:  # every installed cvxpy solver was tried
+        if name != "IPM":
+            assert f"{name}: {name} crashed" in str(err.value)

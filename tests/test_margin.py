@@ -15,6 +15,7 @@ from assoc_cvx import (
     margin,
 )
 from assoc_cvx.margin import (
+    MARGIN_SOLVERS,
     _cap_weights,
     _listwise_alpha,
     _rs_capacity,
@@ -25,7 +26,8 @@ from assoc_cvx.margin import (
 )
 from assoc_cvx.programs import difference_tensor
 
-FRO_SOLVERS = solver_params("fro")
+#: The cvxpy cone solvers, which decide margins and listwise programs.
+FRO_SOLVERS = [s for s in solver_params("fro") if s.values[0] in MARGIN_SOLVERS]
 #: Reference entries used here: one storable/unstorable pair per set.
 ENTRIES = [e for e in REFERENCE if e["name"] in ("d6_i1_coupled", "d8_i1_decoupled")]
 
