@@ -11,6 +11,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,13 @@ from assoc_cvx._validation import check_int, check_option, check_positive
 from assoc_cvx.engine import CERTIFICATE_TOL, decide, resolve_solvers
 from assoc_cvx.exceptions import CapacityWarning, CheckpointWarning, SolverWarning
 from assoc_cvx.ipm import check_memory
+from assoc_cvx.margin import (
+    _check_retrieval,
+    _listwise_alpha,
+    check_kappa,
+    decide_margin,
+    margin_solvers,
+)
 from assoc_cvx.patterns import DISTRIBUTIONS, NestedPool, as_generator
 from assoc_cvx.programs import CONSTRAINT_SETS, difference_tensor
 from assoc_cvx.rules import LEARNING_RULES, check_rule_params, fit_rule, recalled
@@ -117,6 +125,12 @@ class CapacityResult:
     recall : float
         Fraction of associations a learning rule had to recall (1.0 for
         ``"max_margin"``).
+    kappa : float
+        Required normalised margin (0: plain storage).
+    retrieval : {"top1", "listwise"}
+        Retrieval criterion.
+    r : float or None
+        Tail fraction of the listwise criterion.
     """
 
     n_features: int
@@ -133,6 +147,9 @@ class CapacityResult:
     solver: str = "auto"
     rule: str = "max_margin"
     recall: float = 1.0
+    kappa: float = 0.0
+    retrieval: str = "top1"
+    r: float | None = None
     _curve: tuple = field(default=(), repr=False)
 
     def __repr__(self) -> str:
@@ -214,6 +231,9 @@ class CapacityResult:
             "rule": self.rule,
             "recall": self.recall,
             "elapsed": self.elapsed,
+            "kappa": self.kappa,
+            "retrieval": self.retrieval,
+            "r": self.r,
         }
 
     def to_dict(self) -> dict:
@@ -343,13 +363,17 @@ class _RuleJudge:
         return n_recalled >= needed, time.perf_counter() - start
 
 
-def _bisect(index, pool, solvers, certificate_tol, guess, p_max, known, judge=None):
+def _bisect(
+    index, pool, solvers, certificate_tol, guess, p_max, known, judge=None, decider=None
+):
     """Find the critical p of one nested instance.
 
     Uses that a W storing the instance at p stores every smaller one (its
     constraints are a subset), so one verdict settles a whole side. A
     ``judge`` (a :class:`_RuleJudge`) replaces the exact verdict by a
     learning rule's, for which that monotonicity is only assumed.
+    ``decider`` replaces :func:`~assoc_cvx.engine.decide` (same signature),
+    e.g. a margin or listwise criterion, which is nested in p too.
     """
     verdicts = dict(known)
     lo, hi = _bracket(verdicts)
@@ -367,7 +391,7 @@ def _bisect(index, pool, solvers, certificate_tol, guess, p_max, known, judge=No
                 check_memory(p, p - 1, pool.n_features, pool.n_features)
                 X, Y, Z = pool(p)
                 if judge is None:
-                    res = decide(
+                    res = (decider or decide)(
                         X,
                         difference_tensor(Y, Z),
                         solvers=solvers,
@@ -397,13 +421,15 @@ def _entropy(random_state):
     return int(as_generator(random_state).integers(2**63))
 
 
-def _run_key(n_features, constraints, distribution, entropy, certificate_tol):
+def _run_key(n_features, constraints, distribution, entropy, certificate_tol, **extra):
+    """Identity of a run in a checkpoint; ``extra`` holds non-default criteria."""
     return {
         "n_features": n_features,
         "constraints": constraints,
         "distribution": distribution,
         "entropy": str(entropy),
         "certificate_tol": certificate_tol,
+        **extra,
     }
 
 
@@ -543,6 +569,9 @@ def find_capacity(
     rule: str = "max_margin",
     recall: float = 1.0,
     rule_params: dict | None = None,
+    kappa: float = 0.0,
+    retrieval: str = "top1",
+    r: float | None = None,
 ) -> CapacityResult:
     r"""Measure the storage capacity of random d x d linear memories.
 
@@ -614,6 +643,18 @@ default="max_margin"
         Settings of ``rule="gradient"`` (``optimizer``, ``learning_rate``,
         ``max_iter``, ``tol``, ``momentum``, ``early_stopping``,
         ``random_state``; see :func:`assoc_cvx.rules.gradient_weights`).
+    kappa : float, default=0.0
+        Required normalised margin, >= 0 (at ``||W||_F = d``, in standard
+        deviations of a competitor's score; see :mod:`assoc_cvx.margin`).
+        kappa > 0 uses the Frobenius-ball solvers only. Margins and
+        listwise retrieval apply to ``rule="max_margin"`` only.
+    retrieval : {"top1", "listwise"}, default="top1"
+        ``"listwise"``: the target's score must beat the mean of the top
+        r-fraction of the competitors' scores (plus kappa) instead of each
+        of them (see :func:`assoc_cvx.margin.check_listwise`). Both criteria
+        are nested in p, so bisection stays exact.
+    r : float in (0, 1], default=None
+        Tail fraction, required with ``retrieval="listwise"`` only.
 
     Returns
     -------
@@ -690,6 +731,18 @@ default="max_margin"
             f"run can be checkpointed and repeated; got {type(seed).__name__}."
         )
     judge = None if rule == "max_margin" else _RuleJudge(rule, recall, params)
+    kappa = check_kappa(kappa)
+    r = _check_retrieval(retrieval, r)
+    decider, extra = None, {}
+    if kappa > 0 or r is not None:
+        solvers = margin_solvers(solvers)
+        decider = partial(decide_margin, kappa=kappa, r=r)
+        extra = {"kappa": kappa, "retrieval": retrieval, "r": r}
+    if judge is not None and decider is not None:
+        raise ValueError(
+            "kappa > 0 and listwise retrieval apply to rule='max_margin' only; "
+            f"got rule={rule!r}."
+        )
     certificate_tol = check_positive(certificate_tol, "certificate_tol")
     p_max = 2 * d * d + 2 if p_max is None else check_int(p_max, "p_max", minimum=2)
     if not (isinstance(confidence, Real) and 0 < confidence < 1):
@@ -708,8 +761,11 @@ default="max_margin"
         )
     entropy = _entropy(random_state)
     seeds = _instance_seeds(entropy, n_instances)
-    guess = int(np.clip(round(_GUESS_FACTOR * asymptotic_capacity(d)), 2, p_max))
-    key = _run_key(d, constraints, distribution, entropy, certificate_tol)
+    guess = _GUESS_FACTOR * asymptotic_capacity(d)
+    if r is not None:  # listwise capacity grows like d^2 (and is >= top-1)
+        guess = max(guess, 0.8 * float(_listwise_alpha(r)) * d * d)
+    guess = int(np.clip(round(guess), 2, p_max))
+    key = _run_key(d, constraints, distribution, entropy, certificate_tol, **extra)
     if judge is not None:
         key.update(
             rule=rule,
@@ -732,6 +788,7 @@ default="max_margin"
                 p_max,
                 known.get(i, {}),
                 judge,
+                decider,
             )
             for i in sorted(set(range(n_instances)) - set(settled))
         ]
@@ -781,6 +838,9 @@ default="max_margin"
         solver=solver,
         rule=rule,
         recall=recall,
+        kappa=kappa,
+        retrieval=retrieval,
+        r=r,
     )
 
 

@@ -43,6 +43,28 @@ def _integer(*, minimum=None, nonzero=False):
     return parse
 
 
+def _real(check, expected):
+    """An argparse type: a float satisfying ``check``."""
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {expected}, got {text!r}"
+            ) from None
+        if not (math.isfinite(value) and check(value)):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+
+    return parse
+
+
+_nonnegative = _real(lambda v: v >= 0, "a number >= 0")
+_positive = _real(lambda v: v > 0, "a number > 0")
+_fraction = _real(lambda v: 0 < v <= 1, "a number in (0, 1]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``assoc-cvx``."""
     parser = argparse.ArgumentParser(
@@ -122,6 +144,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint",
         metavar="PATH",
         help="JSON-lines file of finished instances; rerunning resumes from it",
+    )
+    cap.add_argument(
+        "--kappa",
+        type=_nonnegative,
+        default=0.0,
+        metavar="K",
+        help="required margin, in competitor-score standard deviations at "
+        "||W||_F = d (default: 0)",
+    )
+    cap.add_argument(
+        "--listwise",
+        type=_fraction,
+        default=None,
+        metavar="R",
+        help="listwise retrieval: beat the mean of the top R-fraction of "
+        "competitors, 0 < R <= 1 (default: top-1)",
+    )
+    cap.add_argument(
+        "--hidden-ratio",
+        type=_positive,
+        default=None,
+        metavar="BETA",
+        help="two-layer memory W2 W1 with hidden width round(BETA d); needs "
+        "--two-layer",
+    )
+    cap.add_argument(
+        "--two-layer",
+        choices=("frozen", "trained"),
+        default=None,
+        help="frozen: random first layer, exact capacity; trained: also a "
+        "lower bound with both layers trained, and the one-layer capacity",
     )
     cap.add_argument("--json", metavar="PATH", help="write the full result as JSON")
     cap.add_argument(
@@ -284,6 +337,7 @@ def format_report(result: CapacityResult) -> str:
         (f"{round(100 * result.confidence)}% interval", interval),
         ("alpha = p_c ln p_c / d^2", _fmt(result.alpha, 3)),
         ("asymptote p_c (d -> inf)", f"{_fmt(result.asymptote)}  (alpha -> 0.5)"),
+        *_criterion_rows(result),
         ("critical p per instance", critical),
         *(
             [("rule (lower bound)", f"{s['rule']}, recall {s['recall']:g}")]
@@ -295,6 +349,93 @@ def format_report(result: CapacityResult) -> str:
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _criterion_rows(result):
+    """Report rows of a margin or listwise run, with its prediction."""
+    from assoc_cvx.margin import _listwise_alpha, _rs_capacity
+
+    d, rows = result.n_features, []
+    if result.kappa > 0:
+        rows.append(("margin kappa", f"{result.kappa:g}"))
+    if result.retrieval == "listwise":
+        alpha_c = float(_listwise_alpha(result.r, result.kappa))
+        rows += [
+            ("retrieval", f"listwise, r = {result.r:g}"),
+            ("load p_c / d^2", _fmt(result.capacity / d**2, 3)),
+            ("predicted alpha_c(r) d^2", f"{_fmt(alpha_c * d * d)}  (d -> inf)"),
+        ]
+    elif result.kappa > 0:
+        pred = _rs_capacity(d * d, result.kappa)
+        rows.append(("RS prediction p_c(d, kappa)", _fmt(pred)))
+    return rows
+
+
+def format_two_layer_report(result) -> str:
+    """The summary table of a :class:`~assoc_cvx.two_layer.TwoLayerCapacity`."""
+    s = result.summary()
+    per = " ".join(
+        "/".join("?" if v is None else str(v) for v in (i.frozen, i.trained))
+        if result.mode == "trained"
+        else ("?" if i.frozen is None else str(i.frozen))
+        for i in result.instances
+    )
+    rows = [
+        ("dimension d", str(s["n_features"])),
+        ("hidden width k", f"{s['n_hidden']}  (beta = {s['hidden_ratio']:g})"),
+        ("constraints", s["constraints"]),
+        ("distribution", s["distribution"]),
+        ("frozen layer p_c (exact)", _fmt(result.frozen)),
+        ("beta/2 law p_c (d -> inf)", _fmt(result.beta_law)),
+    ]
+    if result.mode == "trained":
+        rows += [
+            ("trained p (lower bound)", _fmt(result.trained)),
+            ("one layer p_c (exact)", _fmt(result.one_layer)),
+            ("per instance frozen/trained", per),
+        ]
+    else:
+        rows.append(("critical p per instance", per))
+    rows += [("seed", str(s["entropy"])), ("wall time", f"{s['elapsed']:.1f} s")]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _two_layer(args):
+    from dataclasses import asdict
+
+    from assoc_cvx.two_layer import find_two_layer_capacity
+
+    if args.hidden_ratio is None or args.two_layer is None:
+        raise ValueError("--hidden-ratio and --two-layer must be given together")
+    if args.kappa or args.listwise is not None or args.checkpoint:
+        raise ValueError(
+            "--two-layer does not combine with --kappa, --listwise or --checkpoint"
+        )
+    if args.json is not None:
+        _check_output(args.json, "--json")
+    result = find_two_layer_capacity(
+        args.dim,
+        args.hidden_ratio,
+        mode=args.two_layer,
+        constraints=args.constraints,
+        n_instances=args.instances,
+        random_state=args.seed,
+        n_jobs=args.jobs,
+        distribution=args.distribution,
+        solver=args.solver,
+        p_max=args.p_max,
+    )
+    print(format_two_layer_report(result))
+    if args.json is not None:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            data = {
+                **result.summary(),
+                "instances": [asdict(i) for i in result.instances],
+            }
+            json.dump(data, fh, indent=2)
+        print(f"full result written to {args.json}")
+    return 0
 
 
 def _check_output(text, option):
@@ -334,6 +475,8 @@ def _check_outputs(args):
 
 
 def _capacity(args):
+    if args.hidden_ratio is not None or args.two_layer is not None:
+        return _two_layer(args)
     _check_outputs(args)
     progress_bar = not args.quiet and sys.stderr.isatty()
     done = []
@@ -367,6 +510,12 @@ def _capacity(args):
         checkpoint=args.checkpoint,
         progress=progress_bar,
         callback=report,
+        kappa=args.kappa,
+        **(
+            {"retrieval": "listwise", "r": args.listwise}
+            if args.listwise is not None
+            else {}
+        ),
     )
     print(format_report(result))
     if args.json is not None:

@@ -910,6 +910,7 @@ def check_storage(
     solver_options: dict | None = None,
     mode: str = "max_margin",
     exact: bool = False,
+    kappa: float = 0.0,
 ) -> StorageResult:
     r"""Decide whether a linear map can store every association exactly.
 
@@ -951,6 +952,15 @@ def check_storage(
         Confirm a "not storable" verdict in exact rational arithmetic (see
         Notes); a verdict that cannot be confirmed becomes undecided. Only
         for d <= 6.
+    kappa : float, default=0.0
+        Required normalised margin, >= 0: with ``||W||_F = d`` every margin
+        must be at least kappa, in standard deviations of a random
+        competitor's score (see :mod:`assoc_cvx.margin` for the convention).
+        kappa > 0 is decided by :func:`assoc_cvx.margin.decide_margin` with
+        the Frobenius-ball solvers (ECOS, CLARABEL, SCS) and no
+        preconditioning; then ``W`` is returned at ``||W||_F = d`` (every
+        margin at least kappa) and "not storable" needs a dual bound on the
+        best normalised margin below ``kappa / d``.
 
     Returns
     -------
@@ -964,7 +974,8 @@ def check_storage(
         shapes, fewer than 2 patterns, competitors of the wrong shape, rows
         whose entries are below 1e-100 or above 1e100 in size, an unknown
         solver name or mode, options a solver rejects, ``exact=True`` with
-        d > 6.
+        d > 6 or with kappa > 0, a negative or infinite kappa, kappa > 0 with
+        HIGHS as the only solver.
     InsufficientMemoryError
         The structured solver would need more memory than is available (the
         message gives its estimate).
@@ -1072,15 +1083,36 @@ def check_storage(
             f"d <= {EXACT_MAX_DIM}; got d={d}."
         )
     D = difference_tensor(Y, competitors)
-    result = decide(
-        X,
-        D,
-        solvers=names,
-        constraints="coupled" if competitors is None else "decoupled",
-        certificate_tol=certificate_tol,
-        solver_options=solver_options,
-        mode=mode,
-    )
+    from assoc_cvx import margin  # deferred: margin imports this module
+
+    kappa = margin.check_kappa(kappa)
+    constraints = "coupled" if competitors is None else "decoupled"
+    if kappa > 0:
+        if exact:
+            raise ValueError(
+                "exact=True confirms zero-margin certificates only; got "
+                f"kappa={kappa!r}."
+            )
+        names = margin.margin_solvers(names)  # the cvxpy cone solvers
+        result = margin.decide_margin(
+            X,
+            D,
+            solvers=names,
+            constraints=constraints,
+            certificate_tol=certificate_tol,
+            solver_options=solver_options,
+            kappa=kappa,
+        )
+    else:
+        result = decide(
+            X,
+            D,
+            solvers=names,
+            constraints=constraints,
+            certificate_tol=certificate_tol,
+            solver_options=solver_options,
+            mode=mode,
+        )
     if exact and result.stored is False:
         result = _confirm_exactly(result, X, Y, competitors)
     tried = "; ".join(

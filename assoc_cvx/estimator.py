@@ -20,6 +20,7 @@ from assoc_cvx.engine import (
     solve_program,
 )
 from assoc_cvx.exceptions import SolverError, StorageWarning
+from assoc_cvx.margin import check_kappa, decide_margin, margin_solvers
 from assoc_cvx.programs import difference_tensor, margins, soft_margin_program
 from assoc_cvx.rules import (
     GRADIENT_DEFAULTS,
@@ -133,6 +134,14 @@ default="max_margin"
         association is recalled). Non-negative.
     random_state : None, int or numpy.random.Generator, default=None
         Seed of the small random initial W of ``rule="gradient"``.
+    kappa : float, default=0.0
+        Required normalised margin (>= 0), for ``rule="max_margin"`` only:
+        with ``||W||_F = sqrt(n_targets * n_features)`` every margin must be
+        at least kappa, in standard deviations of a random competitor's
+        score (see :mod:`assoc_cvx.margin`). With kappa > 0, ``coef_`` (when
+        stored) is the matrix of largest smallest margin at that norm, found
+        by the Frobenius-ball solvers (ECOS, CLARABEL, SCS), and ``stored_``
+        says whether margin kappa is reached.
 
     Attributes
     ----------
@@ -268,6 +277,7 @@ default="max_margin"
         optimizer: str = GRADIENT_DEFAULTS["optimizer"],
         tol: float = GRADIENT_DEFAULTS["tol"],
         random_state=None,
+        kappa: float = 0.0,
     ) -> None:
         self.rule = rule
         self.solver = solver
@@ -278,6 +288,7 @@ default="max_margin"
         self.optimizer = optimizer
         self.tol = tol
         self.random_state = random_state
+        self.kappa = kappa
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -352,6 +363,11 @@ default="max_margin"
             it could not be decided whether they can be.
         """
         solvers, C, certificate_tol, gradient_settings = self._check_params()
+        kappa = check_kappa(self.kappa, f"The kappa parameter of {type(self).__name__}")
+        if kappa > 0 and self.rule != "max_margin":
+            raise ValueError(
+                f"kappa > 0 applies to rule='max_margin' only; got rule={self.rule!r}."
+            )
         _reject_sparse_targets(y)
         X, Y = validate_data(
             self,
@@ -406,19 +422,25 @@ default="max_margin"
                     stacklevel=2,
                 )
         else:
-            result = decide(
+            result = (decide_margin if kappa > 0 else decide)(
                 X,
                 D,
-                solvers=solvers,
+                solvers=margin_solvers(solvers) if kappa > 0 else solvers,
                 constraints="coupled",
                 certificate_tol=certificate_tol,
+                **({"kappa": kappa} if kappa > 0 else {}),
             )
             stored = result.stored
             if stored:
                 W, solver = result.W, result.solver
             else:
                 W, solver = _soft_margin(X, D, C, solvers)
-                if stored is False:
+                if stored is False and kappa > 0:
+                    reason = (
+                        f"The {p} associations cannot all be stored with margin "
+                        f"kappa={kappa:g} (evidence from {result.solver})"
+                    )
+                elif stored is False:
                     reason = (
                         f"The {p} associations cannot all be stored by a linear "
                         f"map (certificate from {result.solver}, bound "
