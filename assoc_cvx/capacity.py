@@ -646,8 +646,10 @@ default="max_margin"
     kappa : float, default=0.0
         Required normalised margin, >= 0 (at ``||W||_F = d``, in standard
         deviations of a competitor's score; see :mod:`assoc_cvx.margin`).
-        kappa > 0 uses the Frobenius-ball solvers only. Margins and
-        listwise retrieval apply to ``rule="max_margin"`` only.
+        kappa > 0 is decided by the max-margin solve of the structured solver
+        when it comes first, else (or when that is not decisive) by the
+        Frobenius-ball cone solvers. Margins and listwise retrieval apply to
+        ``rule="max_margin"`` only.
     retrieval : {"top1", "listwise"}, default="top1"
         ``"listwise"``: the target's score must beat the mean of the top
         r-fraction of the competitors' scores (plus kappa) instead of each

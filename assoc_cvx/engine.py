@@ -956,8 +956,9 @@ def check_storage(
         Required normalised margin, >= 0: with ``||W||_F = d`` every margin
         must be at least kappa, in standard deviations of a random
         competitor's score (see :mod:`assoc_cvx.margin` for the convention).
-        kappa > 0 is decided by :func:`assoc_cvx.margin.decide_margin` with
-        the Frobenius-ball solvers (ECOS, CLARABEL, SCS) and no
+        kappa > 0 is decided by :func:`assoc_cvx.margin.decide_margin`: by
+        the max-margin solve of the structured solver when it comes first,
+        else by the cvxpy cone solvers (ECOS, CLARABEL, SCS), with no
         preconditioning; then ``W`` is returned at ``||W||_F = d`` (every
         margin at least kappa) and "not storable" needs a dual bound on the
         best normalised margin below ``kappa / d``.

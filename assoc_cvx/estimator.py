@@ -140,7 +140,8 @@ default="max_margin"
         at least kappa, in standard deviations of a random competitor's
         score (see :mod:`assoc_cvx.margin`). With kappa > 0, ``coef_`` (when
         stored) is the matrix of largest smallest margin at that norm, found
-        by the Frobenius-ball solvers (ECOS, CLARABEL, SCS), and ``stored_``
+        by the structured solver's max-margin solve or the Frobenius-ball
+        cone solvers (ECOS, CLARABEL, SCS), and ``stored_``
         says whether margin kappa is reached.
 
     Attributes

@@ -76,6 +76,7 @@ from assoc_cvx.engine import (
     Attempt,
     StorageResult,
     _check_solver_options,
+    decide,
     resolve_solvers,
     solve_program,
 )
@@ -100,6 +101,10 @@ logger = logging.getLogger(__name__)
 #: Frobenius-ball (second-order cone) solvers. The margin is defined at a fixed
 #: Frobenius norm, so the entrywise-bounded LP variant (HiGHS) does not apply.
 MARGIN_SOLVERS = ("ECOS", "CLARABEL", "SCS")
+
+#: The package's structured interior-point solver (assoc_cvx.ipm), used for
+#: top-1 margins when it is among the solvers.
+_IPM = "IPM"
 
 #: Relative slack between a rigorous bound and the required margin.
 _BOUND_RTOL = 1e-9
@@ -297,7 +302,11 @@ def decide_margin(
     D : ndarray of shape (p, K, d_out)
         Difference vectors (see :func:`~assoc_cvx.programs.difference_tensor`).
     solvers : list of str
-        Solver names; only those in :data:`MARGIN_SOLVERS` are used.
+        Solver names. When the first is ``"IPM"`` and the criterion is top-1
+        with kappa > 0, the structured solver's max-margin solve decides
+        first (its W and its dual weights are checked here, as below);
+        otherwise, and when that is not decisive, the ones in
+        :data:`MARGIN_SOLVERS` are used.
     constraints : {"coupled", "decoupled"}
         Recorded in the result.
     kappa : float, default=0.0
@@ -350,6 +359,11 @@ def decide_margin(
     preconditioning would change.
     """
     names = [s for s in solvers if s in MARGIN_SOLVERS]
+    q = _tail_size(r, D.shape[1])
+    if solvers[0] == _IPM and kappa > 0 and (q is None or q <= 1):
+        fast = _decide_by_ipm(X, D, constraints, kappa, certificate_tol, solver_options)
+        if fast is not None or not names:
+            return fast
     if not names:
         raise ValueError(
             "Storage with a margin or listwise retrieval needs one of the "
@@ -441,6 +455,59 @@ def decide_margin(
         compile_time=total_compile,
         solve_time=total_solve,
         attempts=tuple(attempts),
+    )
+
+
+def _decide_by_ipm(X, D, constraints, kappa, certificate_tol, solver_options):
+    """Top-1 margin verdict from the structured solver's max-margin solve.
+
+    Its W is the max-margin matrix and its dual weights bound kappa* from
+    above, so both sides of ``kappa* >= kappa / sqrt(d_out d_in)`` are
+    checked in float64 here. Returns None when neither is decisive.
+    """
+    scale_to = math.sqrt(D.shape[2] * X.shape[1])
+    need = kappa / scale_to
+    res = decide(
+        X,
+        D,
+        solvers=[_IPM],
+        constraints=constraints,
+        certificate_tol=certificate_tol,
+        solver_options={k: v for k, v in (solver_options or {}).items() if k == _IPM},
+    )
+    stat, W_scaled = _verified_stat(res.W, X, D, None, scale_to)
+    upper = np.nan
+    if res.dual_weights is not None:
+        lam = np.clip(res.dual_weights, 0.0, None)
+        total = lam.sum()
+        if total > 0:
+            G = np.einsum("mk,mkd->md", lam, D).T @ X
+            upper = float(np.linalg.norm(G)) / total
+    if res.stored and stat >= kappa:
+        verdict = "stored"
+    elif upper * (1 + _BOUND_RTOL) < need:
+        # Rigorous even when res is "not storable" (whose certificate is only
+        # a bound below certificate_tol): weak duality against kappa itself.
+        verdict = "not_storable"
+    else:
+        return None
+    return StorageResult(
+        stored=verdict == "stored",
+        status=verdict,
+        W=W_scaled if verdict == "stored" else None,
+        max_margin=verdict == "stored" and res.max_margin,
+        support=None,
+        margin=stat / scale_to if verdict == "stored" else None,
+        margin_lower=stat / scale_to if np.isfinite(stat) else np.nan,
+        margin_upper=upper if np.isfinite(upper) else res.margin_upper,
+        certificate=res.certificate,
+        dual_weights=None if verdict == "stored" else res.dual_weights,
+        constraints=constraints,
+        solver=_IPM,
+        solver_status=res.solver_status,
+        compile_time=res.compile_time,
+        solve_time=res.solve_time,
+        attempts=res.attempts,
     )
 
 
@@ -568,7 +635,9 @@ def margin_solvers(names):
     """Keep the solvers of ``names`` that can solve margin programs.
 
     When ``names`` holds no cvxpy cone solver but some other engine, the
-    installed ones of :data:`MARGIN_SOLVERS` are used instead. Raises
+    installed ones of :data:`MARGIN_SOLVERS` are used instead; the
+    structured solver ``"IPM"``, when first, stays first (it serves top-1
+    margins, see :func:`decide_margin`). Raises
     ValueError naming the valid ones when only HIGHS was given (for instance
     ``solver="HIGHS"`` without fallback).
     """
@@ -577,6 +646,8 @@ def margin_solvers(names):
         # Another engine (not a cvxpy solver) was asked for: margins and
         # listwise programs go to the installed cvxpy cone solvers.
         kept = [s for s in MARGIN_SOLVERS if s in cp.installed_solvers()]
+    if kept and names[0] == _IPM:  # the structured solver serves top-1 margins
+        kept = [_IPM, *kept]
     if not kept:
         raise ValueError(
             "A margin kappa > 0 or listwise retrieval needs a Frobenius-ball "

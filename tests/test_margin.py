@@ -1,5 +1,6 @@
 """Storage with a margin kappa and listwise (tail-average) retrieval."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -8,6 +9,7 @@ from conftest import REFERENCE, reference_instance, solver_params
 
 from assoc_cvx import (
     LinearAssociativeMemory,
+    SolverWarning,
     StorageWarning,
     check_storage,
     find_capacity,
@@ -59,7 +61,7 @@ def test_kappa_zero_program_matches_plain_storage(entry):
         assert res.stored is expected, p
 
 
-@pytest.mark.parametrize("solver", FRO_SOLVERS)
+@pytest.mark.parametrize("solver", solver_params("fro"))
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e["name"])
 def test_margin_verdict_brackets_the_best_margin(entry, solver):
     p, d = entry["critical_p"], entry["n_features"]
@@ -70,8 +72,10 @@ def test_margin_verdict_brackets_the_best_margin(entry, solver):
     assert np.linalg.norm(below.W) == pytest.approx(d)
     assert np.linalg.norm(below.W) <= d
     assert _margins_by_loops(below.W, X, Y, Z).min() >= 0.9 * best
+    assert below.solver == solver  # IPM decides margins too
     above = check_storage(X, Y, competitors=Z, kappa=1.1 * best, solver=solver)
     assert above.stored is False
+    assert above.solver == solver
     assert above.margin_upper < 1.1 * best / d
     lam = above.dual_weights
     assert lam.min() >= 0
@@ -92,8 +96,11 @@ def test_two_agreeing_solvers_refute_a_margin_without_certificate(monkeypatch):
     assert "agree" in two.attempts[-1].message
 
 
-def test_other_engines_route_margins_to_cone_solvers():
-    assert margin.margin_solvers(["IPM"])[0] in margin.MARGIN_SOLVERS
+def test_margin_solvers_keep_the_ipm_first_then_cone_solvers():
+    kept = margin.margin_solvers(["IPM"])
+    assert kept[0] == "IPM"
+    assert len(kept) > 1
+    assert set(kept[1:]) <= set(margin.MARGIN_SOLVERS)
     with pytest.raises(ValueError, match="Frobenius-ball solver"):
         margin.margin_solvers(["HIGHS"])
 
@@ -276,3 +283,24 @@ def test_rs_prediction_reproduces_the_reference_figures():
     assert 84 <= _rs_capacity(400, n_samples=5000) <= 89
     caps = [_rs_capacity(100, kappa, n_samples=5000) for kappa in (0.0, 0.2, 0.5)]
     assert caps[0] > caps[1] > caps[2]
+
+
+def test_an_indecisive_ipm_solve_falls_back_to_the_cone_solvers(monkeypatch):
+    entry = ENTRIES[0]
+    X, Y, Z = reference_instance(entry, entry["critical_p"] - 1)
+    best = entry["n_features"] * check_storage(X, Y, competitors=Z).margin
+    real = margin.decide
+
+    def weak(*args, **kwargs):
+        # A W that stores nothing and no dual weights: neither side of kappa
+        # is proved by the structured solver.
+        res = real(*args, **kwargs)
+        W = np.random.default_rng(0).standard_normal(res.W.shape)
+        return dataclasses.replace(res, W=W, dual_weights=None)
+
+    monkeypatch.setattr(margin, "decide", weak)
+    with pytest.warns(SolverWarning, match="IPM did not decide"):
+        res = check_storage(X, Y, competitors=Z, kappa=0.9 * best, solver="IPM")
+    assert res.stored is True
+    assert res.solver in MARGIN_SOLVERS
+    assert [a.solver for a in res.attempts][-1] == res.solver
