@@ -27,7 +27,6 @@ from assoc_cvx.exceptions import CapacityWarning, CheckpointWarning, SolverWarni
 from assoc_cvx.ipm import check_memory
 from assoc_cvx.margin import (
     _check_retrieval,
-    _listwise_alpha,
     check_kappa,
     decide_margin,
     margin_solvers,
@@ -35,7 +34,7 @@ from assoc_cvx.margin import (
 from assoc_cvx.patterns import DISTRIBUTIONS, NestedPool, as_generator
 from assoc_cvx.programs import CONSTRAINT_SETS, difference_tensor
 from assoc_cvx.rules import LEARNING_RULES, check_rule_params, fit_rule, recalled
-from assoc_cvx.theory import asymptotic_capacity, capacity_alpha
+from assoc_cvx.theory import asymptotic_capacity, capacity_alpha, listwise_alpha
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -765,7 +764,7 @@ default="max_margin"
     seeds = _instance_seeds(entropy, n_instances)
     guess = _GUESS_FACTOR * asymptotic_capacity(d)
     if r is not None:  # listwise capacity grows like d^2 (and is >= top-1)
-        guess = max(guess, 0.8 * float(_listwise_alpha(r)) * d * d)
+        guess = max(guess, 0.8 * listwise_alpha(r) * d * d)
     guess = int(np.clip(round(guess), 2, p_max))
     key = _run_key(d, constraints, distribution, entropy, certificate_tol, **extra)
     if judge is not None:

@@ -353,20 +353,20 @@ def format_report(result: CapacityResult) -> str:
 
 def _criterion_rows(result):
     """Report rows of a margin or listwise run, with its prediction."""
-    from assoc_cvx.margin import _listwise_alpha, _rs_capacity
+    from assoc_cvx.theory import listwise_alpha, rs_capacity
 
     d, rows = result.n_features, []
     if result.kappa > 0:
         rows.append(("margin kappa", f"{result.kappa:g}"))
     if result.retrieval == "listwise":
-        alpha_c = float(_listwise_alpha(result.r, result.kappa))
+        alpha_c = listwise_alpha(result.r, result.kappa)
         rows += [
             ("retrieval", f"listwise, r = {result.r:g}"),
             ("load p_c / d^2", _fmt(result.capacity / d**2, 3)),
             ("predicted alpha_c(r) d^2", f"{_fmt(alpha_c * d * d)}  (d -> inf)"),
         ]
     elif result.kappa > 0:
-        pred = _rs_capacity(d * d, result.kappa)
+        pred = rs_capacity(d, result.kappa)
         rows.append(("RS prediction p_c(d, kappa)", _fmt(pred)))
     return rows
 

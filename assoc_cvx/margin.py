@@ -61,7 +61,6 @@ from numbers import Real
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
-from scipy.stats import norm as _normal
 
 from assoc_cvx._validation import (
     check_competitors,
@@ -678,80 +677,6 @@ def topk_recall(W, X, Y, k=1, *, competitors=None):
     D = difference_tensor(np.asarray(Y, float), competitors)
     m = np.einsum("mkd,md->mk", D, np.asarray(X, float) @ np.asarray(W, float).T)
     return float(np.mean((m <= 0).sum(axis=1) < k))
-
-
-# ---------------------------------------------------------------------------
-# Predictions (private; see the module notes for the merge with theory.py).
-
-
-def _listwise_alpha(r, kappa=0.0):
-    r"""Predicted critical load ``p / d^2`` of listwise retrieval.
-
-    ``1 / E[(kappa_r + kappa - G)_+^2]`` with
-    ``kappa_r = phi(Phi^{-1}(1 - r)) / r`` (the mean of the top r-fraction of
-    a standard normal) and ``E[(k - G)_+^2] = (k^2 + 1) Phi(k) + k phi(k)``
-    (design notes §6, arXiv 2605.05189). Asymptotic in d.
-    """
-    r = np.asarray(r, dtype=float)
-    kr = _normal.pdf(_normal.isf(r)) / r + kappa
-    return 1.0 / ((kr**2 + 1) * _normal.cdf(kr) + kr * _normal.pdf(kr))
-
-
-def _rs_inverse_alpha(z0, Z, kappa):
-    """Sample values of ``min_t (t + kappa - z0)_+^2 + sum_k (z_k - t)_+^2``.
-
-    z0 of shape (n,), Z of shape (n, K). Water-filling: with the competitors
-    sorted in decreasing order s_1 >= s_2 >= ..., the optimal level is
-    ``t_m = (z0 - kappa + s_1 + ... + s_m) / (m + 1)`` for the m with
-    ``s_{m+1} <= t_m < s_m`` (cost zero when ``z0 - kappa >= s_1``).
-    """
-    n, K = Z.shape
-    S = -np.sort(-Z, axis=1)
-    m = np.arange(1, K + 1)
-    cs = np.cumsum(S, axis=1)
-    cq = np.cumsum(S * S, axis=1)
-    base = (z0 - kappa)[:, None]
-    t = (base + cs) / (m + 1)
-    nxt = np.concatenate([S[:, 1:], np.full((n, 1), -np.inf)], axis=1)
-    valid = (t < S) & (t >= nxt)
-    cost = (t - base) ** 2 + cq - 2 * t * cs + m * t * t
-    cost = np.where(valid, cost, np.inf).min(axis=1)
-    return np.where(base[:, 0] >= S[:, 0], 0.0, cost)
-
-
-def _rs_capacity(n_weights, kappa=0.0, *, n_samples=20000, random_state=0):
-    """Finite-size replica-symmetric capacity p with margin kappa.
-
-    Solves ``p = N alpha(p - 1, kappa)`` with ``N = n_weights`` (``d^2`` for
-    a square memory, ``d k`` for a frozen first layer of width k) and
-    ``1/alpha(K, kappa) = E[min_t (t + kappa - z_0)_+^2 + sum_{k<=K}
-    (z_k - t)_+^2]`` (design notes §6), by Monte Carlo with common random
-    numbers and bisection on integer p. Returns the real p at which
-    ``p - N alpha(p - 1)`` changes sign (linear interpolation).
-    """
-    rng = np.random.default_rng(random_state)
-    z0 = rng.standard_normal(n_samples)
-    cap = int(4 * n_weights + 8)
-    columns = [rng.standard_normal((n_samples, min(cap, n_weights + 8)))]
-
-    def gap(p):
-        K = max(p - 1, 1)
-        while sum(c.shape[1] for c in columns) < K:  # grow, keeping the prefix
-            columns.append(rng.standard_normal((n_samples, columns[0].shape[1])))
-        Z = np.concatenate(columns, axis=1)[:, :K]
-        return p - n_weights / np.mean(_rs_inverse_alpha(z0, Z, kappa))
-
-    lo, hi = 2, 4
-    while gap(hi) < 0 and hi < cap:
-        lo, hi = hi, min(2 * hi, cap)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if gap(mid) < 0:
-            lo = mid
-        else:
-            hi = mid
-    g_lo, g_hi = gap(lo), gap(hi)
-    return float(lo + (-g_lo) / (g_hi - g_lo)) if g_hi != g_lo else float(lo)
 
 
 def _check_retrieval(retrieval, r):

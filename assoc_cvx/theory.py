@@ -245,7 +245,7 @@ def listwise_threshold(r: float) -> float:
     return float(norm.pdf(ndtri(1.0 - r)) / r)
 
 
-def listwise_alpha(r: float) -> float:
+def listwise_alpha(r: float, kappa: float = 0.0) -> float:
     r"""Critical load ``p / d^2`` of listwise retrieval.
 
     The correct score must beat the mean of the top r-fraction of competitor
@@ -256,6 +256,9 @@ def listwise_alpha(r: float) -> float:
     r : float
         Fraction of competitors averaged, in (0, 1]. r = 1 compares with the
         mean competitor and gives Gardner's 2.
+    kappa : float, default=0.0
+        Additional margin, >= 0, in standard deviations of a competitor's
+        score: the threshold becomes :math:`\kappa_r + \kappa`.
 
     Returns
     -------
@@ -279,7 +282,8 @@ def listwise_alpha(r: float) -> float:
     >>> listwise_alpha(1.0)
     2.0
     """
-    return float(1.0 / _positive_part_second_moment(listwise_threshold(r)))
+    kappa = _check_real(kappa, "kappa", low=0.0)
+    return float(1.0 / _positive_part_second_moment(listwise_threshold(r) + kappa))
 
 
 def listwise_capacity(n_features: int, r: float) -> float:
@@ -444,7 +448,9 @@ def rs_alpha(n_competitors, kappa: float = 0.0) -> float:
     return float(1.0 / total)
 
 
-def rs_capacity(n_features: int, kappa: float = 0.0) -> float:
+def rs_capacity(
+    n_features: int, kappa: float = 0.0, *, n_hidden: int | None = None
+) -> float:
     r"""Finite-size replica-symmetric capacity ``p_c(d, kappa)``.
 
     Parameters
@@ -453,13 +459,18 @@ def rs_capacity(n_features: int, kappa: float = 0.0) -> float:
         Dimension d >= 1.
     kappa : float, default=0.0
         Margin in [0, 10].
+    n_hidden : int, default=None
+        Width k of a frozen random first layer (a memory ``W2 W1`` with only
+        the d x k matrix W2 learned): the number of weights is then
+        ``N = d k`` instead of ``d^2``. None for the one-layer memory.
 
     Returns
     -------
     p_c : float
-        The solution of :math:`p = d^2 \alpha(p - 1, \kappa)` (see
-        :func:`rs_alpha`), with alpha linearly interpolated between
-        consecutive integers K; 1.0 when even p = 2 exceeds the load.
+        The solution of :math:`p = N \alpha(p - 1, \kappa)` with
+        :math:`N = d^2` (or d k; see :func:`rs_alpha`), with alpha linearly
+        interpolated between consecutive integers K; 1.0 when even p = 2
+        exceeds the load.
 
     Notes
     -----
@@ -477,9 +488,11 @@ def rs_capacity(n_features: int, kappa: float = 0.0) -> float:
     """
     d = check_int(n_features, "n_features")
     kappa = _check_real(kappa, "kappa", low=0.0, high=_MAX_KAPPA)
+    k = d if n_hidden is None else check_int(n_hidden, "n_hidden")
+    n_weights = d * k
 
     def excess(p):
-        return p - d * d * rs_alpha(p - 1, kappa)
+        return p - n_weights * rs_alpha(p - 1, kappa)
 
     lo, hi = 2, 4
     if excess(lo) > 0:

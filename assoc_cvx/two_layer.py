@@ -162,7 +162,7 @@ def check_frozen_storage(
         The frozen first layer.
     competitors : array-like of shape (p, K, d), default=None
         Private competitors (decoupled set); None for the coupled set.
-    solver : {"auto", "ECOS", "CLARABEL", "HIGHS", "SCS"}, default="auto"
+    solver : {"auto", "IPM", "ECOS", "CLARABEL", "HIGHS", "SCS"}, default="auto"
     certificate_tol : float, default=1e-8
 
     Returns
@@ -355,7 +355,7 @@ def train_two_layer(
         gradient method).
     W1_init : array-like of shape (k, d), default=None
         First layer of start 0, e.g. the frozen layer of an instance.
-    solver : {"auto", "ECOS", "CLARABEL", "HIGHS", "SCS"}, default="auto"
+    solver : {"auto", "IPM", "ECOS", "CLARABEL", "HIGHS", "SCS"}, default="auto"
         Solvers of the convex sub-problems.
     certificate_tol : float, default=1e-8
         Passed to the exact sub-problem decisions.

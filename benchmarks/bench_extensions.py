@@ -33,12 +33,8 @@ import numpy as np
 from scipy.special import lambertw
 
 from assoc_cvx import find_capacity
-from assoc_cvx.margin import (
-    _listwise_alpha,
-    _rs_capacity,
-    check_listwise,
-    topk_recall,
-)
+from assoc_cvx.margin import check_listwise, topk_recall
+from assoc_cvx.theory import listwise_alpha, rs_capacity
 from assoc_cvx.two_layer import find_two_layer_capacity
 
 RESULTS = Path(__file__).parent / "results"
@@ -94,7 +90,7 @@ def run_kappa(args):
                     kappa=kappa,
                     distribution=dist,
                 )
-                pred = _rs_capacity(d * d, kappa)
+                pred = rs_capacity(d, kappa)
                 _write(
                     {
                         "key": key,
@@ -143,7 +139,7 @@ def run_listwise(args):
                 q = max(1, math.ceil(r * (p - 1)))
                 top1.append(topk_recall(W, X, Y, 1))
                 topq.append(topk_recall(W, X, Y, q))
-            alpha = float(_listwise_alpha(r))
+            alpha = listwise_alpha(r)
             _write(
                 {
                     "key": key,
@@ -204,7 +200,7 @@ def run_two_layer(args):
                     "ordered": ordered,
                     "beta_law": res.beta_law,
                     "frozen_alpha": res.frozen * math.log(res.frozen) / d**2,
-                    "rs_frozen": _rs_capacity(d * k),
+                    "rs_frozen": rs_capacity(d, n_hidden=k),
                     "elapsed": res.elapsed,
                 }
             )
@@ -222,7 +218,7 @@ def report(_args):
         print("|---|---|---|---|---|---|---|")
         cells = {(r["d"], r["kappa"], r["distribution"]): r for r in kappa}
         for d, k in sorted({(r["d"], r["kappa"]) for r in kappa}):
-            pred = _rs_capacity(d * d, k, n_samples=20000)
+            pred = rs_capacity(d, k)
             g, s = cells.get((d, k, "gaussian")), cells.get((d, k, "sphere"))
             print(
                 f"| {d} | {k:g} | {_cap(g)} | {_cap(s)} | {pred:.1f} | "

@@ -19,14 +19,13 @@ from assoc_cvx import (
 from assoc_cvx.margin import (
     MARGIN_SOLVERS,
     _cap_weights,
-    _listwise_alpha,
-    _rs_capacity,
     check_listwise,
     decide_margin,
     listwise_margins,
     topk_recall,
 )
 from assoc_cvx.programs import difference_tensor
+from assoc_cvx.theory import listwise_alpha, listwise_threshold, rs_capacity
 
 #: The cvxpy cone solvers, which decide margins and listwise programs.
 FRO_SOLVERS = [s for s in solver_params("fro") if s.values[0] in MARGIN_SOLVERS]
@@ -261,28 +260,26 @@ def test_listwise_checkpoint_is_not_mixed_with_top1(tmp_path):
 # ---------------------------------------------------------------- predictions
 
 
-def test_listwise_prediction_formula():
+def test_listwise_prediction_with_a_margin():
     # r = 1: the mean of all competitors is one linear constraint (Cover: 2)
-    assert float(_listwise_alpha(1.0)) == pytest.approx(2.0)
-    alphas = _listwise_alpha(np.array([0.05, 0.1, 0.3, 0.6]))
-    assert np.all(np.diff(alphas) > 0)
-    # E[(k - G)_+^2] by quadrature against the closed form
-    r = 0.2
-    k = float(np.exp(-0.5 * 0.8416212335729143**2) / np.sqrt(2 * np.pi) / r)
+    assert listwise_alpha(1.0) == pytest.approx(2.0)
+    assert listwise_alpha(1.0, 0.5) < listwise_alpha(1.0)
+    # E[(k - G)_+^2] by quadrature against the closed form, k = kappa_r + kappa
+    r, kappa = 0.2, 0.3
+    k = listwise_threshold(r) + kappa
     g = np.linspace(-12, k, 200001)
     dens = np.exp(-0.5 * g * g) / np.sqrt(2 * np.pi)
     assert 1 / np.trapezoid((k - g) ** 2 * dens, g) == pytest.approx(
-        float(_listwise_alpha(r)), rel=1e-5
+        listwise_alpha(r, kappa), rel=1e-5
     )
 
 
-def test_rs_prediction_reproduces_the_reference_figures():
-    # design notes §7: RS prediction 30-31 at d = 10 and 85-87 at d = 20
-    # (Monte Carlo with 5000 samples: about 1 % noise)
-    assert 29.5 <= _rs_capacity(100, n_samples=5000) <= 31.5
-    assert 84 <= _rs_capacity(400, n_samples=5000) <= 89
-    caps = [_rs_capacity(100, kappa, n_samples=5000) for kappa in (0.0, 0.2, 0.5)]
-    assert caps[0] > caps[1] > caps[2]
+def test_rs_prediction_of_a_frozen_first_layer():
+    assert rs_capacity(10, n_hidden=10) == rs_capacity(10)
+    caps = [rs_capacity(16, n_hidden=k) for k in (4, 8, 12, 16)]
+    assert np.all(np.diff(caps) > 0)
+    margins = [rs_capacity(10, kappa) for kappa in (0.0, 0.2, 0.5)]
+    assert np.all(np.diff(margins) < 0)
 
 
 def test_an_indecisive_ipm_solve_falls_back_to_the_cone_solvers(monkeypatch):
