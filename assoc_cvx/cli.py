@@ -601,7 +601,7 @@ def _add_sweep_parsers(sub):
         type=_listed(float),
         default=[0.0],
         metavar="KAPPAS",
-        help="margins kappa; only 0 today (default: 0)",
+        help="margins kappa >= 0, with rule max_margin (default: 0)",
     )
     sweep.add_argument(
         "--seeds",

@@ -36,6 +36,7 @@ from assoc_cvx._validation import check_int, check_option
 from assoc_cvx.capacity import _GUESS_FACTOR, _is_settled, _next_p
 from assoc_cvx.engine import CERTIFICATE_TOL, decide, resolve_solvers
 from assoc_cvx.estimator import RULES, LinearAssociativeMemory
+from assoc_cvx.margin import check_kappa, decide_margin, margin_solvers
 from assoc_cvx.patterns import DISTRIBUTIONS, NestedPool
 from assoc_cvx.programs import CONSTRAINT_SETS, difference_tensor, margins
 from assoc_cvx.store import KEY_COLUMNS, ResultStore
@@ -58,9 +59,6 @@ SWEEP_RULES = RULES
 #: bisection on p finds an exact critical p. Whether the Hebbian matrix of p
 #: pairs stores them says nothing about p + 1 pairs (the matrix changes).
 MONOTONE_RULES = ("max_margin",)
-#: Margins kappa a sweep accepts. The engine decides storage at zero margin
-#: only; a positive kappa needs a margin parameter in the engine first.
-KAPPAS = (0.0,)
 #: Solver column of rules that use no solver.
 NO_SOLVER = "none"
 #: Largest root seed (SQLite integers are signed 64-bit).
@@ -287,13 +285,23 @@ def _hebbian_row(X, Y, D):
 
 
 def _max_margin_row(X, D, task):
-    result = decide(
-        X,
-        D,
-        solvers=list(task["solvers"]),
-        constraints=task["constraints"],
-        certificate_tol=task["certificate_tol"],
-    )
+    if task["kappa"] > 0:
+        result = decide_margin(
+            X,
+            D,
+            solvers=margin_solvers(list(task["solvers"])),
+            constraints=task["constraints"],
+            kappa=task["kappa"],
+            certificate_tol=task["certificate_tol"],
+        )
+    else:
+        result = decide(
+            X,
+            D,
+            solvers=list(task["solvers"]),
+            constraints=task["constraints"],
+            certificate_tol=task["certificate_tol"],
+        )
     return {
         "verdict": result.status,
         "margin": result.margin,
@@ -516,15 +524,7 @@ def _as_list(values, name, check):
 
 
 def _check_kappa(kappa):
-    if isinstance(kappa, bool) or not isinstance(kappa, Real):
-        raise TypeError(f"kappas must be numbers; got {kappa!r}.")
-    if float(kappa) not in KAPPAS:
-        raise ValueError(
-            "kappas (--margins) must be 0: the engine decides storage at zero "
-            "margin only "
-            f"(it has no margin parameter yet); got {kappa!r}."
-        )
-    return float(kappa)
+    return check_kappa(kappa, "kappas (--margins)")
 
 
 def _check_alpha(alpha):
@@ -642,7 +642,9 @@ def run_sweep(
         whether the Hebbian W stores it (closed form, no solver). Bisection
         needs a rule of :data:`MONOTONE_RULES`; others need a p grid.
     kappas : sequence of float, default=(0.0,)
-        Margins; only 0 today (the engine has no margin parameter).
+        Margins kappa >= 0 (see :mod:`assoc_cvx.margin`: every margin at
+        least kappa at ``||W||_F = d``); kappa > 0 with rule "max_margin"
+        only. Bisection stays exact: storage with a margin is nested in p.
     seeds : sequence of int, default=(0,)
         Root seeds in [0, 2**63).
     n_instances : int, default=20
@@ -703,7 +705,7 @@ def run_sweep(
     solves it again. The package version is not part of a row's key: a
     rerun after an upgrade reuses the stored rows (``package_version`` and
     ``solver_version`` say what computed each). Rules other than max-margin
-    need a p grid, and kappa must be 0.
+    need a p grid; a margin kappa > 0 applies to max-margin only.
 
     The critical p satisfies :math:`p_c \ln p_c / d^2 \to 1/2` as d grows
     (arXiv 2605.10795).
@@ -739,6 +741,13 @@ def run_sweep(
                 "(their storability is not monotone in p); give p values or "
                 "alphas (p_values, alphas; --p, --alphas), or use only "
                 f"{', '.join(map(repr, MONOTONE_RULES))}."
+            )
+    if any(k > 0 for k in kappas):
+        bad = [r for r in rules if r != "max_margin"]
+        if bad:
+            raise ValueError(
+                f"a margin kappa > 0 applies to rule 'max_margin' only; got rules "
+                f"{', '.join(map(repr, bad))} with kappas {kappas}."
             )
     if "decoupled" in constraints:
         bad = [r for r in rules if r not in ("max_margin", "hebbian")]

@@ -80,6 +80,21 @@ def test_bisection_matches_find_capacity(tmp_path):
     assert summary["exact"].item() == 20
 
 
+def test_margin_bisection_matches_find_capacity(tmp_path):
+    path = tmp_path / "s.sqlite"
+    run_sweep(path, dims=[4], kappas=[0.0, 0.4], n_instances=6, seeds=[3])
+    inst = instance_frame(path).sort_values("instance")
+    for kappa in (0.0, 0.4):
+        capacity = find_capacity(4, n_instances=6, random_state=3, kappa=kappa)
+        got = inst[inst["kappa"] == kappa]["critical_p"].tolist()
+        assert got == capacity.critical_p.astype(int).tolist()
+    plain, margin = (
+        inst[inst["kappa"] == k]["critical_p"].to_numpy() for k in (0, 0.4)
+    )
+    assert np.all(margin <= plain)
+    assert np.any(margin < plain)
+
+
 def test_rows_carry_parameters_evidence_and_versions(tmp_path):
     path = tmp_path / "s.sqlite"
     run_sweep(path, dims=[3], p_values=[2, 9], n_instances=2, rules=["max_margin"])
@@ -337,7 +352,13 @@ def test_a_crashing_worker_stops_the_sweep_and_keeps_finished_rows(
         ({"rules": ["hebbian"]}, ValueError, "cannot be bisected on p"),
         ({"constraints": ["both"]}, ValueError, "constraints must be one of"),
         ({"distributions": ["cauchy"]}, ValueError, "distributions must be one of"),
-        ({"kappas": [0.5]}, ValueError, "must be 0: the engine decides storage at"),
+        ({"kappas": [-0.5]}, ValueError, "kappas .* must be a finite number >= 0"),
+        ({"kappas": [float("inf")]}, ValueError, "must be a finite number >= 0"),
+        (
+            {"kappas": [0.5], "rules": ["hebbian"], "p_values": [3]},
+            ValueError,
+            "applies to rule 'max_margin' only",
+        ),
         ({"seeds": [-1]}, ValueError, r"seeds must be integers in \[0, 2\*\*63\)"),
         ({"seeds": [2**63]}, ValueError, r"seeds must be integers in \[0, 2\*\*63\)"),
         ({"seeds": [1.5]}, TypeError, "seeds must be integers"),
