@@ -436,7 +436,12 @@ def test_the_estimator_route_of_future_rules_agrees(rule):
     # route on the rules it has today against their own routes.
     for p in (3, 9):
         X, Y, _ = NestedPool(3, "coupled", "gaussian", np.random.SeedSequence(4))(p)
-        task = {"rule": rule, "solvers": ["ECOS"], "constraints": "coupled"}
+        task = {
+            "rule": rule,
+            "solvers": ["ECOS"],
+            "constraints": "coupled",
+            "kappa": 0.0,
+        }
         via_estimator = sweep_module._estimator_row(X, Y, task)
         D = Y[:, None, :] - Y[None, :, :]
         D = D[~np.eye(p, dtype=bool)].reshape(p, p - 1, 3)
