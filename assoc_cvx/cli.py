@@ -272,6 +272,33 @@ def _add_reproduce_parser(sub):
         help="gradient rule: largest number of full-batch steps (default: 4000)",
     )
     rep.add_argument(
+        "--kappas",
+        type=_positive,
+        nargs="+",
+        default=[],
+        metavar="K",
+        help="also measure the capacity with these margins kappa > 0 (at most "
+        "10), against the RS prediction p_c(d, kappa) (default: none)",
+    )
+    rep.add_argument(
+        "--listwise",
+        type=_fraction,
+        nargs="+",
+        default=[],
+        metavar="R",
+        help="also measure the listwise capacity for these tail fractions "
+        "0 < R <= 1, against alpha_c(R) d^2 (default: none)",
+    )
+    rep.add_argument(
+        "--hidden-ratios",
+        type=_positive,
+        nargs="+",
+        default=[],
+        metavar="BETA",
+        help="also measure two-layer memories of hidden width round(BETA d): "
+        "frozen (exact), trained (lower bound), one layer (default: none)",
+    )
+    rep.add_argument(
         "--quiet", action="store_true", help="no progress output on stderr"
     )
 
@@ -303,6 +330,9 @@ def _reproduce(args):
         n_jobs=args.jobs,
         solver=args.solver,
         gradient_params=gradient,
+        kappas=args.kappas,
+        listwise=args.listwise,
+        hidden_ratios=args.hidden_ratios,
         log=log,
     )
     print(f"report written to {result.report} ({result.elapsed:.0f} s)")

@@ -64,3 +64,48 @@ def test_bad_extension_options(extra, match, capsys):
     err = capsys.readouterr().err
     assert match in err
     assert "Traceback" not in err
+
+
+def test_reproduce_with_the_extension_options(tmp_path, capsys):
+    out = tmp_path / "rep"
+    argv = ["reproduce", "--dims", "3", "--instances", "2", "--rules", "max_margin"]
+    argv += ["--constraints", "coupled", "--steps", "50", "-o", str(out)]
+    argv += ["--kappas", "0.3", "0.6", "--listwise", "0.5", "--hidden-ratios", "1"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "[5/5] d3_coupled_two_layer_beta1: frozen" in err
+    data = json.loads((out / "results.json").read_text())
+    assert [r["kappa"] for r in data["kappa"]] == [0.3, 0.6]
+    assert [r["r"] for r in data["listwise"]] == [0.5]
+    (two,) = data["two_layer"]
+    assert two["k"] == 3
+    assert all(f <= t <= o for f, t, o, _ in two["per_instance"])
+    report = (out / "report.md").read_text()
+    for heading in (
+        "## Capacity with a margin kappa",
+        "## Listwise retrieval",
+        "## Two-layer memories",
+    ):
+        assert heading in report
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--kappas", "0"], "argument --kappas: expected a number > 0, got 0"),
+        (["--kappas", "0.5", "x"], "argument --kappas: expected a number > 0"),
+        (["--kappas", "11"], "kappas must be a finite number in (0.0, 10.0]"),
+        (["--listwise", "1.5"], "argument --listwise: expected a number in (0, 1]"),
+        (["--listwise"], "argument --listwise: expected at least one argument"),
+        (["--hidden-ratios", "-1"], "argument --hidden-ratios: expected a number > 0"),
+    ],
+)
+def test_reproduce_rejects_bad_extension_values(tmp_path, extra, match, capsys):
+    out = tmp_path / "rep"
+    with pytest.raises(SystemExit) as info:
+        main(["reproduce", "--dims", "3", "-o", str(out), *extra])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert match in err
+    assert "Traceback" not in err
+    assert not out.exists()
