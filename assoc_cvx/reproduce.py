@@ -332,9 +332,11 @@ def reproduce(
     for i, (section, d, constraints, value) in enumerate(extra_cells, len(cells) + 1):
         name = _extension_name(section, d, constraints, value)
         exact = _find(rows, d, constraints, "max_margin")
-        run = {"kappa": _kappa_cell, "listwise": _listwise_cell}.get(
-            section, _two_layer_cell
-        )
+        run = {
+            "kappa": _kappa_cell,
+            "listwise": _listwise_cell,
+            "two_layer": _two_layer_cell,
+        }[section]
         row, message = run(out, name, d, constraints, value, exact, say, common)
         extensions.setdefault(section, []).append(row)
         _write_json(out / "results.json", {"rows": rows, **extensions})
