@@ -626,10 +626,9 @@ def find_capacity(
     callback : callable, default=None
         Called in the main process with each :class:`InstanceCapacity` as it
         finishes (after it is written to ``checkpoint``).
-    rule : {"max_margin", "hebbian", "pseudo_inverse", "gradient"}, \
-default="max_margin"
-        ``"max_margin"``: exact verdicts of the convex programs (``solver``
-        and ``certificate_tol`` apply). A learning rule (see
+    rule : {"max_margin", "hebbian", "pseudo_inverse", "gradient"}
+        ``"max_margin"`` (the default): exact verdicts of the convex
+        programs (``solver`` and ``certificate_tol`` apply). A learning rule (see
         :mod:`assoc_cvx.rules`): the instance counts as storable at p when
         the rule's W, checked in numpy, recalls at least ``recall`` of the
         p associations. Such capacities are lower bounds, not certified

@@ -171,14 +171,17 @@ class StorageResult:
         ``(y_mu - y_nu)^T W x_mu`` is one. It is the max-margin matrix (of
         smallest Frobenius norm) to solver accuracy when ``max_margin`` is
         True; otherwise it stores the set but need not be of smallest norm.
+        With ``kappa > 0`` it is scaled instead to ``||W||_F = d``, so that
+        its smallest margin is at least ``kappa``.
     max_margin : bool
         Whether ``W`` is the max-margin matrix: the verdict came from a
         Frobenius-ball solver (IPM, ECOS, CLARABEL, SCS) solved to optimality
         on the plain formulation.
     support : ndarray of shape (n_support, 2) or None
-        When ``max_margin``, the support constraints: the ``(mu, k)`` whose
-        margin under ``W`` is within a relative ``SUPPORT_RTOL`` (1e-6) of the
-        smallest, one. Near capacity there are about d^2 of them.
+        When ``max_margin`` and ``kappa == 0``, the support constraints: the
+        ``(mu, k)`` whose margin under ``W`` is within a relative
+        ``SUPPORT_RTOL`` (1e-6) of the smallest, one. Near capacity there are
+        about d^2 of them. None with ``kappa > 0``.
     margin : float or None
         When stored, the smallest margin of ``W / ||W||_F``, recomputed in
         float64: the best normalised margin kappa* to solver accuracy when

@@ -82,11 +82,11 @@ class LinearAssociativeMemory(BaseEstimator):
 
     Parameters
     ----------
-    rule : {"max_margin", "hebbian", "pseudo_inverse", "gradient"}, \
-default="max_margin"
-        Learning rule. ``"max_margin"``: the matrix of smallest Frobenius norm
-        with every margin at least one, found by convex programming, or the
-        soft-margin matrix when the associations cannot all be stored.
+    rule : {"max_margin", "hebbian", "pseudo_inverse", "gradient"}
+        Learning rule. ``"max_margin"`` (the default): the matrix of smallest
+        Frobenius norm with every margin at least one, found by convex
+        programming, or the soft-margin matrix when the associations cannot
+        all be stored.
         ``"hebbian"``: the outer-product rule ``W = Y^T X``, no solver.
         ``"pseudo_inverse"``: the least-squares matrix whose scores
         ``X W^T Y^T`` are closest to the identity, ``W = Y^+ (X^+)^T``.
