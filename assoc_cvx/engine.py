@@ -594,20 +594,23 @@ def _certificate_evidence(instance, formulation, lam):
 _POLISH_MAX_ENTRIES = 2 * 10**7
 
 
-def _polish(instance, weights):
+def _polish(instance, weights, max_support=None):
     """Sharpen dual weights on their support by nonnegative least squares.
 
     Minimises ``||A_S^T lam||^2 + (sum(lam) - 1)^2`` over lam >= 0 on the rows
     S that carry weight, an active-set solve that lands on the exact support
     when interior-point weights converge slowly (a degenerate optimum).
-    Returns plain-row weights, or None when S is too large or nothing came
-    of it. The caller recomputes the bound from scratch.
+    Returns plain-row weights, or None when S is too large (more than
+    ``max_support`` rows, or a system beyond ``_POLISH_MAX_ENTRIES``) or
+    nothing came of it. The caller recomputes the bound from scratch.
     """
     flat = weights.ravel()
     support = np.flatnonzero(flat > 1e-6 * flat.max())
     _, K, d_out = instance.D.shape
     n = instance.X.shape[1] * d_out
     if support.size * (n + 1) > _POLISH_MAX_ENTRIES:
+        return None
+    if max_support is not None and support.size > max_support:
         return None
     mu, k = np.divmod(support, K)
     rows = (instance.D[mu, k][:, :, None] * instance.X[mu][:, None, :]).reshape(
@@ -627,11 +630,14 @@ def _polish(instance, weights):
     return out.reshape(weights.shape)
 
 
-def _sharpest_certificate(instance, formulation, lam, tol):
-    """Certificate evidence from a solver's duals, polished when above ``tol``."""
+def _sharpest_certificate(instance, formulation, lam, tol, max_support=None):
+    """Certificate evidence from a solver's duals, polished when above ``tol``.
+
+    ``max_support`` is passed on to :func:`_polish`.
+    """
     weights, upper, certificate = _certificate_evidence(instance, formulation, lam)
     if weights is not None and not certificate <= tol:
-        polished = _polish(instance, weights)
+        polished = _polish(instance, weights, max_support)
         if polished is not None:
             found = _certificate_evidence(instance, "plain", polished)
             if found[2] < certificate:
@@ -670,6 +676,12 @@ def _ipm_attempt(instance, formulation, options, tol, mode):
     else:
         _, _, X, D, _ = instance.preconditioned()
     found = {}
+    # Interior iterates weigh every row: polishing them (a dense NNLS over all
+    # p(p - 1) rows, seconds at d = 20) costs more than the few iterations
+    # that bring the bound under the cut. Iterates are polished only once
+    # their support is small; the sharpest weights are polished in full at
+    # the end of a run that found no certificate.
+    max_support = 4 * (instance.X.shape[1] * instance.D.shape[2] + 1)
 
     def stop_stored(W):
         lower, W_final, verified, robust = _stored_evidence(instance, formulation, W)
@@ -681,7 +693,7 @@ def _ipm_attempt(instance, formulation, options, tol, mode):
 
     def stop_certified(lam):
         weights, upper, certificate = _sharpest_certificate(
-            instance, formulation, lam, tol
+            instance, formulation, lam, tol, max_support
         )
         best = found.get("certificate", (None, np.nan, np.inf))[2]
         if not certificate > best:  # keep the sharpest certificate seen
@@ -698,6 +710,12 @@ def _ipm_attempt(instance, formulation, options, tol, mode):
     )
     weights, upper, certificate = found.get("certificate", (None, np.nan, np.nan))
     evidence = found.get("stored")
+    if evidence is None and weights is not None and not certificate <= tol:
+        polished = _polish(instance, weights)
+        if polished is not None:
+            sharper = _certificate_evidence(instance, "plain", polished)
+            if sharper[2] < certificate:
+                weights, upper, certificate = sharper
     if result.status == "optimal" and result.tau > 0:
         # Converged: the last W is the max-margin direction; prove it too.
         lower, W_final, verified, robust = _stored_evidence(
@@ -712,7 +730,7 @@ def _ipm_attempt(instance, formulation, options, tol, mode):
                 upper = instance.plain_bound(weights)
     if evidence is not None:
         evidence = dataclasses.replace(evidence, upper=upper, certificate=np.nan)
-    elif result.status == "not_storable" and certificate <= tol:
+    elif certificate <= tol:
         evidence = _Evidence("not_storable", np.nan, upper, certificate, None, weights)
     else:
         evidence = _Evidence("undecided", np.nan, upper, certificate)

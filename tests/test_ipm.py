@@ -676,6 +676,38 @@ def test_a_verdict_run_ends_at_the_first_accepted_check():
     assert offers == []
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_interior_iterates_are_not_polished(monkeypatch, seed):
+    """No dense NNLS over every row while the IPM's own bound still shrinks.
+
+    At d = 12, p = 44 the first dual iterate offered has full support (1892
+    rows); polishing it took longer than the iterations that certify.
+    """
+    X, Y = make_associations(44, 12, random_state=seed)
+    n = X.shape[1] * Y.shape[1]
+    sizes = []
+    nnls = engine.scipy.optimize.nnls
+
+    def recording_nnls(A, b, **kwargs):
+        sizes.append(A.shape[1])
+        return nnls(A, b, **kwargs)
+
+    monkeypatch.setattr(engine.scipy.optimize, "nnls", recording_nnls)
+    for mode in MODES:
+        result = _ipm(X, Y, mode=mode)
+        _assert_not_storable(result, X, Y, None)
+    assert all(size <= 4 * (n + 1) for size in sizes), sizes
+
+
+def test_the_sharpest_weights_are_polished_when_the_run_ends_undecided():
+    """A run stopped before its bound reached the cut is settled by NNLS."""
+    X, Y = make_associations(50, 12, random_state=3)
+    result = _ipm(X, Y, mode="verdict", solver_options={"IPM": {"max_iter": 0}})
+    (attempt,) = result.attempts
+    assert attempt.solver_status == "max_iter"
+    _assert_not_storable(result, X, Y, None)
+
+
 def test_check_storage_asks_cvxpy_for_its_solvers_once(monkeypatch):
     calls = []
     original = cp.installed_solvers
