@@ -238,11 +238,17 @@ def listwise_threshold(r: float) -> float:
     kappa_r : float
         :math:`\varphi(\Phi^{-1}(1 - r)) / r`, the mean of a standard normal
         restricted to its top r-fraction (0 at r = 1).
+
+    Notes
+    -----
+    The quantile is evaluated as :math:`-\Phi^{-1}(r)`, not from ``1 - r``,
+    which rounds to one for r below about 1e-16 and loses digits well before.
     """
     r = _check_real(r, "r", low=0.0, high=1.0, low_open=True)
     if r == 1.0:
         return 0.0
-    return float(norm.pdf(ndtri(1.0 - r)) / r)
+    # phi is even, so phi(Phi^{-1}(1 - r)) = phi(Phi^{-1}(r)) without 1 - r.
+    return float(norm.pdf(ndtri(r)) / r)
 
 
 def listwise_alpha(r: float, kappa: float = 0.0) -> float:

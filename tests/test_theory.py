@@ -85,6 +85,20 @@ def test_listwise_threshold_is_the_mean_of_the_top_fraction(r):
     assert listwise_capacity(10, r) == pytest.approx(100 * listwise_alpha(r))
 
 
+@pytest.mark.parametrize("r", [1e-17, 1e-15, 1e-10, 1e-5, 0.3, 1 - 1e-12])
+def test_listwise_threshold_and_alpha_for_tiny_r_match_high_precision(r):
+    # 1 - r rounds to one below r = 1e-16: the threshold must not come from it.
+    mp = pytest.importorskip("mpmath")
+    with mp.workdps(60):
+        rm = mp.mpf(r)
+        cut = -mp.sqrt(2) * mp.erfinv(2 * rm - 1)  # Phi^{-1}(1 - r)
+        k = mp.npdf(cut) / rm
+        moment = (k * k + 1) * mp.ncdf(k) + k * mp.npdf(k)
+        expected_k, expected_alpha = float(k), float(1 / moment)
+    assert listwise_threshold(r) == pytest.approx(expected_k, rel=1e-12)
+    assert listwise_alpha(r) == pytest.approx(expected_alpha, rel=1e-12)
+
+
 def test_listwise_falls_as_r_shrinks():
     values = [listwise_alpha(r) for r in (1.0, 0.5, 0.1, 0.01)]
     assert values[0] == pytest.approx(2.0)
