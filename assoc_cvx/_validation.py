@@ -10,6 +10,7 @@ __all__ = [
     "MIN_ABS",
     "check_competitors",
     "check_int",
+    "check_matrix",
     "check_option",
     "check_patterns",
     "check_positive",
@@ -122,25 +123,47 @@ def check_row_scale(A, name):
     return A
 
 
-def check_patterns(X, Y):
+def check_patterns(X, Y, *, same_width=True):
     """Validate inputs ``X`` and targets ``Y``, both of shape (p, d).
 
-    Returns float64 arrays.
+    With ``same_width=False``, Y may have another number of columns than X
+    (shapes (p, d_in) and (p, d_out)). Returns float64 arrays.
     """
     X = check_row_scale(_finite_float_array(X, "X", 2), "X")
     Y = check_row_scale(_finite_float_array(Y, "Y", 2), "Y")
-    if X.shape != Y.shape:
+    if same_width and X.shape != Y.shape:
         raise ValueError(
             "X and Y must have the same shape (n_patterns, n_features); "
+            f"got X {X.shape} and Y {Y.shape}."
+        )
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(
+            "X and Y must have the same number of rows (n_patterns); "
             f"got X {X.shape} and Y {Y.shape}."
         )
     if X.shape[0] < 2:
         raise ValueError(
             f"At least 2 patterns are needed to compare targets; got {X.shape[0]}."
         )
-    if X.shape[1] < 1:
-        raise ValueError(f"X and Y need at least one feature; got shape {X.shape}.")
+    if X.shape[1] < 1 or Y.shape[1] < 1:
+        raise ValueError(
+            f"X and Y need at least one feature; got X {X.shape} and Y {Y.shape}."
+        )
     return X, Y
+
+
+def check_matrix(W, name, shape, *, what=""):
+    """Validate a finite real matrix of the given shape; return it in float64.
+
+    ``what`` says where the shape comes from, for the error message.
+    """
+    W = _finite_float_array(W, name, 2)
+    if W.shape != tuple(shape):
+        where = f" ({what})" if what else ""
+        raise ValueError(
+            f"{name} must have shape {tuple(shape)}{where}; got {W.shape}."
+        )
+    return W
 
 
 def check_competitors(Z, n_patterns, n_features):

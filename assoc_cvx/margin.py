@@ -64,6 +64,8 @@ import scipy.sparse as sp
 
 from assoc_cvx._validation import (
     check_competitors,
+    check_int,
+    check_matrix,
     check_option,
     check_patterns,
     check_positive,
@@ -660,22 +662,50 @@ def topk_recall(W, X, Y, k=1, *, competitors=None):
 
     Parameters
     ----------
-    W : ndarray of shape (d_out, d_in)
-    X : ndarray of shape (p, d_in)
-    Y : ndarray of shape (p, d_out)
+    W : array-like of shape (d_out, d_in)
+        Finite real memory.
+    X : array-like of shape (p, d_in)
+        Inputs; p >= 2, finite and real (checked as by
+        :func:`~assoc_cvx.check_storage`).
+    Y : array-like of shape (p, d_out)
+        Targets.
     k : int, default=1
-        Rank cut: input mu counts when fewer than k competitors score at
-        least as high as its target (ties count against it).
-    competitors : ndarray of shape (p, K, d_out), default=None
-        None ranks against the other targets; else against private
-        competitors.
+        Rank cut, an integer in [1, K + 1] where K + 1 is the number of
+        candidates of each input (its target and its K competitors): input mu
+        counts when fewer than k competitors score at least as high as its
+        target (ties count against it). k = K + 1 counts every input.
+    competitors : array-like of shape (p, K, d_out), default=None
+        None ranks against the other targets (K = p - 1); else against
+        private competitors.
 
     Returns
     -------
     recall : float
+        In [0, 1].
+
+    Raises
+    ------
+    ValueError
+        Arrays of the wrong shape, with NaN or infinity, or k outside
+        [1, K + 1].
+    TypeError
+        Complex or non-numeric arrays, or k not an integer.
     """
-    D = difference_tensor(np.asarray(Y, float), competitors)
-    m = np.einsum("mkd,md->mk", D, np.asarray(X, float) @ np.asarray(W, float).T)
+    X, Y = check_patterns(X, Y, same_width=False)
+    p, d_in = X.shape
+    d_out = Y.shape[1]
+    if competitors is not None:
+        competitors = check_competitors(competitors, p, d_out)
+    W = check_matrix(W, "W", (d_out, d_in), what="Y's and X's number of columns")
+    n_candidates = 1 + (p - 1 if competitors is None else competitors.shape[1])
+    k = check_int(k, "k")
+    if k > n_candidates:
+        raise ValueError(
+            f"k must be an integer in [1, {n_candidates}], the number of "
+            f"candidates of each input (its target and its competitors); got {k}."
+        )
+    D = difference_tensor(Y, competitors)
+    m = np.einsum("mkd,md->mk", D, X @ W.T)
     return float(np.mean((m <= 0).sum(axis=1) < k))
 
 

@@ -215,6 +215,49 @@ def test_listwise_stores_past_top1_capacity(solver):
     assert topk_recall(res.W, X, Y, math.ceil(q)) == 1.0
 
 
+def test_topk_recall_counts_ranks_against_a_brute_force_count(rng):
+    X, Y = make_associations(6, 4, random_state=0)
+    W = rng.standard_normal((4, 4))
+    S = X @ W.T @ Y.T  # S[mu, nu]: score of target nu for input mu
+    ahead = (S >= np.diag(S)[:, None]).sum(axis=1) - 1  # others at least as high
+    for k in range(1, 7):
+        assert topk_recall(W, X, Y, k) == pytest.approx(np.mean(ahead < k))
+    # a rectangular memory (d_out = 3, d_in = 4) with private competitors
+    Z = rng.standard_normal((6, 2, 3))
+    assert 0 <= topk_recall(rng.standard_normal((3, 4)), X, Y[:, :3], 3, competitors=Z)
+
+
+@pytest.mark.parametrize(
+    ("W", "k", "error", "match"),
+    [
+        (np.full((4, 4), np.nan), 1, ValueError, "W contains NaN or infinity"),
+        (np.eye(4) + 1j, 1, TypeError, "W must be real"),
+        (np.eye(3), 1, ValueError, r"W must have shape \(4, 4\).*got \(3, 3\)"),
+        (np.eye(4)[0], 1, ValueError, "W must be a 2-D array"),
+        (np.eye(4), 0, ValueError, "k must be an integer >= 1; got 0"),
+        (np.eye(4), -1, ValueError, "k must be an integer >= 1; got -1"),
+        (np.eye(4), 7, ValueError, r"k must be an integer in \[1, 6\].*got 7"),
+        (np.eye(4), 1.5, TypeError, "k must be an integer >= 1; got 1.5"),
+        (np.eye(4), "a", TypeError, "k must be an integer >= 1; got 'a'"),
+        (np.eye(4), True, TypeError, "k must be an integer >= 1; got True"),
+    ],
+)
+def test_topk_recall_rejects_bad_input(W, k, error, match):
+    X, Y = make_associations(6, 4, random_state=0)
+    with pytest.raises(error, match=match):
+        topk_recall(W, X, Y, k)
+
+
+def test_topk_recall_checks_patterns_like_check_storage():
+    X, Y = make_associations(6, 4, random_state=0)
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        topk_recall(np.eye(4), np.full_like(X, np.nan), Y)
+    with pytest.raises(ValueError, match="same number of rows"):
+        topk_recall(np.eye(4), X, Y[:5])
+    with pytest.raises(ValueError, match="competitors must have shape"):
+        topk_recall(np.eye(4), X, Y, competitors=np.zeros((6, 2, 3)))
+
+
 @pytest.mark.parametrize("r", [0.3, 1.0])
 def test_one_shared_input_is_never_listwise_storable(r):
     # the lowest-scoring target never beats the others' tail average
