@@ -14,6 +14,7 @@ __all__ = [
     "check_option",
     "check_patterns",
     "check_positive",
+    "check_real",
     "check_row_scale",
     "first_row_out_of_range",
     "rms_row_norm",
@@ -47,6 +48,47 @@ def check_positive(value, name):
     if not (np.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive finite number; got {value!r}.")
     return float(value)
+
+
+def _bound_text(low, high, low_open, high_open):
+    """``" in [low, high]"``, ``" >= low"`` and so on; infinite ends omitted."""
+    if low is not None and np.isneginf(low):
+        low = None
+    if high is not None and np.isposinf(high):
+        high = None
+    lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+    if low is not None and high is not None:
+        return f" in {lo}{float(low)!r}, {float(high)!r}{hi}"
+    if low is not None:
+        return f" {'>' if low_open else '>='} {float(low)!r}"
+    if high is not None:
+        return f" {'<' if high_open else '<='} {float(high)!r}"
+    return ""
+
+
+def check_real(value, name, *, low=None, high=None, low_open=False, high_open=False):
+    """Return ``value`` as a float, or raise unless it is a finite real in range.
+
+    ``low`` and ``high`` (None for no bound) are included unless ``low_open``
+    or ``high_open``. Bools and strings are refused with a TypeError.
+    """
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(
+            f"{name} must be a real number; got {value!r} of type "
+            f"{type(value).__name__}."
+        )
+    value = float(value)
+    bad = not np.isfinite(value)
+    if low is not None:
+        bad |= value <= low if low_open else value < low
+    if high is not None:
+        bad |= value >= high if high_open else value > high
+    if bad:
+        raise ValueError(
+            f"{name} must be a finite number"
+            f"{_bound_text(low, high, low_open, high_open)}; got {value!r}."
+        )
+    return value
 
 
 def check_option(value, name, options):

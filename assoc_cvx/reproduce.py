@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assoc_cvx._validation import check_int, check_positive
+from assoc_cvx._validation import check_int, check_positive, check_real
 from assoc_cvx.analysis import (
     plot_scores,
     plot_spectrum,
@@ -39,7 +39,6 @@ from assoc_cvx.programs import CONSTRAINT_SETS
 from assoc_cvx.rules import check_rule_params, fit_rule
 from assoc_cvx.theory import (
     _MAX_KAPPA,
-    _check_real,
     asymptotic_capacity,
     capacity_alpha,
     listwise_alpha,
@@ -268,7 +267,7 @@ def reproduce(
     kappas = _check_values(
         kappas,
         "kappas",
-        lambda v: _check_real(v, "kappas", low=0.0, high=_MAX_KAPPA, low_open=True),
+        lambda v: check_real(v, "kappas", low=0.0, high=_MAX_KAPPA, low_open=True),
     )
     listwise = _check_values(listwise, "listwise", lambda v: check_r(v, "listwise"))
     hidden_ratios = _check_values(

@@ -7,13 +7,12 @@ formulas; each docstring says which.
 """
 
 import functools
-from numbers import Real
 
 import numpy as np
 from scipy.special import gammaln, lambertw, log_ndtr, ndtr, ndtri
 from scipy.stats import norm
 
-from assoc_cvx._validation import check_int, check_option
+from assoc_cvx._validation import check_int, check_option, check_real
 
 __all__ = [
     "HEBBIAN_ALPHA",
@@ -44,26 +43,6 @@ _RS_TERMS = 120
 _MAX_KAPPA = 10.0
 
 
-def _check_real(value, name, *, low=None, high=None, low_open=False):
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(
-            f"{name} must be a real number; got {value!r} of type "
-            f"{type(value).__name__}."
-        )
-    value = float(value)
-    bad = not np.isfinite(value)
-    if low is not None:
-        bad |= value <= low if low_open else value < low
-    if high is not None:
-        bad |= value > high
-    if bad:
-        lo = "(" if low_open else "["
-        raise ValueError(
-            f"{name} must be a finite number in {lo}{low}, {high}]; got {value!r}."
-        )
-    return value
-
-
 def capacity_at_load(n_features: int, alpha: float) -> float:
     r"""The p at which ``p log p / d^2`` equals a given load.
 
@@ -92,7 +71,7 @@ def capacity_at_load(n_features: int, alpha: float) -> float:
     17.48
     """
     d = check_int(n_features, "n_features")
-    alpha = _check_real(alpha, "alpha", low=0.0, high=np.inf, low_open=True)
+    alpha = check_real(alpha, "alpha", low=0.0, high=np.inf, low_open=True)
     c = alpha * d * d
     return float(c / lambertw(c).real)
 
@@ -221,7 +200,7 @@ def gardner_alpha(kappa: float = 0.0) -> float:
     >>> gardner_alpha(0.0)
     2.0
     """
-    kappa = _check_real(kappa, "kappa")
+    kappa = check_real(kappa, "kappa")
     return float(1.0 / _positive_part_second_moment(kappa))
 
 
@@ -244,7 +223,7 @@ def listwise_threshold(r: float) -> float:
     The quantile is evaluated as :math:`-\Phi^{-1}(r)`, not from ``1 - r``,
     which rounds to one for r below about 1e-16 and loses digits well before.
     """
-    r = _check_real(r, "r", low=0.0, high=1.0, low_open=True)
+    r = check_real(r, "r", low=0.0, high=1.0, low_open=True)
     if r == 1.0:
         return 0.0
     # phi is even, so phi(Phi^{-1}(1 - r)) = phi(Phi^{-1}(r)) without 1 - r.
@@ -288,7 +267,7 @@ def listwise_alpha(r: float, kappa: float = 0.0) -> float:
     >>> listwise_alpha(1.0)
     2.0
     """
-    kappa = _check_real(kappa, "kappa", low=0.0)
+    kappa = check_real(kappa, "kappa", low=0.0)
     return float(1.0 / _positive_part_second_moment(listwise_threshold(r) + kappa))
 
 
@@ -434,7 +413,7 @@ def rs_alpha(n_competitors, kappa: float = 0.0) -> float:
     2.0
     """
     K = check_int(n_competitors, "n_competitors")
-    kappa = _check_real(kappa, "kappa", low=0.0, high=_MAX_KAPPA)
+    kappa = check_real(kappa, "kappa", low=0.0, high=_MAX_KAPPA)
     t, tw, E = _rs_table(kappa)
     n = np.arange(1, min(K, _RS_TERMS) + 1)
     log_binom = gammaln(K + 1) - gammaln(n + 1) - gammaln(K - n + 1)
@@ -493,7 +472,7 @@ def rs_capacity(
     30.6
     """
     d = check_int(n_features, "n_features")
-    kappa = _check_real(kappa, "kappa", low=0.0, high=_MAX_KAPPA)
+    kappa = check_real(kappa, "kappa", low=0.0, high=_MAX_KAPPA)
     k = d if n_hidden is None else check_int(n_hidden, "n_hidden")
     n_weights = d * k
 
