@@ -16,6 +16,7 @@ import pytest
 from conftest import REFERENCE, TOL, reference_instance
 
 import assoc_cvx.engine as engine
+import assoc_cvx.ipm as ipm
 from assoc_cvx import (
     SolverWarning,
     StorageResult,
@@ -643,6 +644,59 @@ def test_n_threads_limits_blas_during_the_solve(n_threads):
     assert max(seen) <= n_threads
     stored = _ipm(X, Y, solver_options={"IPM": {"n_threads": n_threads}})
     _assert_stored(stored, X, Y, None)
+
+
+@pytest.mark.parametrize(
+    ("option", "error", "match"),
+    [
+        ({"max_iter": -3}, ValueError, "IPM: max_iter must be an integer >= 0; got -3"),
+        ({"max_iter": 1.5}, TypeError, "IPM: max_iter must be an integer >= 0"),
+        ({"max_iter": "x"}, TypeError, "IPM: max_iter must be an integer >= 0"),
+        ({"max_iter": True}, TypeError, "max_iter .* got True of type bool"),
+        ({"n_threads": "a"}, TypeError, "IPM: n_threads must be an integer >= 1"),
+        ({"n_threads": 0}, ValueError, "IPM: n_threads must be an integer >= 1; got 0"),
+        ({"n_threads": -1}, ValueError, "n_threads must be an integer >= 1; got -1"),
+        ({"max_memory": -1}, ValueError, "IPM: max_memory must be a positive"),
+        ({"max_memory": "x"}, TypeError, "IPM: max_memory must be a positive"),
+        ({"gap_tol": -1}, ValueError, r"IPM: gap_tol must be .* in \(0.0, 1.0\)"),
+        ({"gap_tol": 0}, ValueError, r"gap_tol .* in \(0.0, 1.0\); got 0.0"),
+        ({"gap_tol": np.nan}, ValueError, r"gap_tol .*; got nan"),
+        ({"gap_tol": 10}, ValueError, r"gap_tol .*; got 10.0"),
+        ({"gap_tol": "1e-8"}, TypeError, "IPM: gap_tol must be a real number"),
+    ],
+)
+def test_bad_ipm_options_are_refused_with_the_value(option, error, match):
+    X, Y = make_associations(6, 4, random_state=75)
+    with pytest.raises(error, match=match):
+        _ipm(X, Y, solver_options={"IPM": option})
+    with pytest.raises(error, match=match):
+        solve_storage_ipm(X, difference_tensor(Y), **option)
+
+
+def test_max_iter_zero_is_one_look_at_the_starting_point():
+    X, Y = make_associations(6, 4, random_state=75)
+    result = solve_storage_ipm(X, difference_tensor(Y), max_iter=0)
+    assert result.iterations == 0
+    assert result.status == "max_iter"
+
+
+@pytest.mark.parametrize("gap_tol", [0.5, 1e-3])
+def test_a_loose_gap_tol_does_not_claim_the_max_margin_matrix(gap_tol):
+    X, Y = make_associations(12, 5, random_state=2)
+    loose = _ipm(X, Y, solver_options={"IPM": {"gap_tol": gap_tol}})
+    _assert_stored(loose, X, Y, None)
+    assert loose.max_margin is False
+    assert loose.support is None
+    assert loose.attempts[-1].solver_status == "converged"
+    run = solve_storage_ipm(X, difference_tensor(Y), gap_tol=gap_tol)
+    assert run.status == "converged"
+    assert run.gap <= gap_tol
+    # at the MAX_MARGIN_GAP cut the last W is the max-margin matrix again
+    tight = _ipm(X, Y, solver_options={"IPM": {"gap_tol": ipm.MAX_MARGIN_GAP}})
+    assert tight.max_margin is True
+    np.testing.assert_allclose(
+        tight.W, _ipm(X, Y).W, rtol=TOL["max_margin_w_rtol"], atol=1e-6
+    )
 
 
 def test_max_iter_reaches_the_solver():
