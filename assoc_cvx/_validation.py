@@ -197,13 +197,23 @@ def check_patterns(X, Y, *, same_width=True):
 def check_matrix(W, name, shape, *, what=""):
     """Validate a finite real matrix of the given shape; return it in float64.
 
-    ``what`` says where the shape comes from, for the error message.
+    Each entry of ``shape`` is a required size, or a string naming a free
+    size, which must then be at least one (``("k", 4)``: any k >= 1 rows,
+    4 columns). ``what`` says where the shape comes from, for the error
+    message.
     """
     W = _finite_float_array(W, name, 2)
-    if W.shape != tuple(shape):
+    fits = all(
+        (n >= 1) if isinstance(want, str) else (n == want)
+        for want, n in zip(shape, W.shape, strict=True)
+    )
+    if not fits:
         where = f" ({what})" if what else ""
+        text = ", ".join(str(want) for want in shape)
+        free = [want for want in shape if isinstance(want, str)]
+        least = f" with {' and '.join(free)} >= 1" if free else ""
         raise ValueError(
-            f"{name} must have shape {tuple(shape)}{where}; got {W.shape}."
+            f"{name} must have shape ({text}){least}{where}; got {W.shape}."
         )
     return W
 

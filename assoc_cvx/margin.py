@@ -696,7 +696,7 @@ def topk_recall(W, X, Y, k=1, *, competitors=None):
     d_out = Y.shape[1]
     if competitors is not None:
         competitors = check_competitors(competitors, p, d_out)
-    W = check_matrix(W, "W", (d_out, d_in), what="Y's and X's number of columns")
+    W = check_matrix(W, "W", (d_out, d_in), what="Y's columns by X's columns")
     n_candidates = 1 + (p - 1 if competitors is None else competitors.shape[1])
     k = check_int(k, "k")
     if k > n_candidates:

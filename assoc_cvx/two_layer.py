@@ -42,6 +42,7 @@ from threadpoolctl import threadpool_limits
 from assoc_cvx._validation import (
     check_competitors,
     check_int,
+    check_matrix,
     check_option,
     check_patterns,
     check_positive,
@@ -159,7 +160,7 @@ def check_frozen_storage(
     X, Y : array-like of shape (p, d)
         Inputs and targets.
     W1 : array-like of shape (k, d)
-        The frozen first layer.
+        The frozen first layer: finite, real, k >= 1 rows.
     competitors : array-like of shape (p, K, d), default=None
         Private competitors (decoupled set); None for the coupled set.
     solver : {"auto", "IPM", "ECOS", "CLARABEL", "HIGHS", "SCS"}, default="auto"
@@ -187,12 +188,7 @@ def check_frozen_storage(
     (8, 6)
     """
     X, Y, competitors = _validated(X, Y, competitors)
-    W1 = np.asarray(W1, dtype=np.float64)
-    if W1.ndim != 2 or W1.shape[1] != X.shape[1] or not np.all(np.isfinite(W1)):
-        raise ValueError(
-            f"W1 must be a finite array of shape (k, {X.shape[1]}); got shape "
-            f"{W1.shape}."
-        )
+    W1 = check_matrix(W1, "W1", ("k", X.shape[1]), what="as many columns as X")
     return decide(
         X @ W1.T,
         difference_tensor(Y, competitors),
@@ -409,12 +405,9 @@ def train_two_layer(
     solvers = resolve_solvers(solver)
     rng = as_generator(random_state)
     if W1_init is not None:
-        W1_init = np.asarray(W1_init, dtype=np.float64)
-        if W1_init.shape != (k, d_in) or not np.all(np.isfinite(W1_init)):
-            raise ValueError(
-                f"W1_init must be a finite array of shape ({k}, {d_in}); got "
-                f"shape {W1_init.shape}."
-            )
+        W1_init = check_matrix(
+            W1_init, "W1_init", (k, d_in), what="n_hidden rows, as many columns as X"
+        )
     D = difference_tensor(Y, competitors)
     t0 = time.perf_counter()
     best = (-np.inf, None, None)

@@ -107,6 +107,31 @@ def test_full_width_frozen_layer_is_one_layer():
     ("call", "error", "match"),
     [
         (lambda X, Y: check_frozen_storage(X, Y, np.ones((2, 3))), ValueError, "W1"),
+        (
+            lambda X, Y: check_frozen_storage(X, Y, np.zeros((0, 4))),
+            ValueError,
+            r"W1 must have shape \(k, 4\) with k >= 1.*got \(0, 4\)",
+        ),
+        (
+            lambda X, Y: check_frozen_storage(X, Y, np.eye(4) + 1j),
+            TypeError,
+            "W1 must be real; got complex values",
+        ),
+        (
+            lambda X, Y: check_frozen_storage(X, Y, np.full((2, 4), np.inf)),
+            ValueError,
+            "W1 contains NaN or infinity",
+        ),
+        (
+            lambda X, Y: check_frozen_storage(X, Y, np.ones(4)),
+            ValueError,
+            "W1 must be a 2-D array",
+        ),
+        (
+            lambda X, Y: train_two_layer(X, Y, 4, W1_init=np.eye(4) + 1j),
+            TypeError,
+            "W1_init must be real",
+        ),
         (lambda X, Y: train_two_layer(X, Y, 2, method="adam"), ValueError, "method"),
         (lambda X, Y: train_two_layer(X, Y, 0), ValueError, "n_hidden"),
         (
