@@ -16,8 +16,16 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
-from assoc_cvx._validation import check_competitors, check_patterns, check_positive
+from assoc_cvx._validation import (
+    check_competitors,
+    check_int,
+    check_matrix,
+    check_patterns,
+    check_positive,
+)
 from assoc_cvx.programs import difference_tensor, margins
 
 __all__ = [
@@ -176,29 +184,35 @@ def quarter_circle_cdf(x):
     return (x * np.sqrt(4 - x * x) + 4 * np.arcsin(x / 2)) / (2 * np.pi)
 
 
+def _memory_matrix(memory):
+    """The matrix W of a fitted memory or of a matrix: finite, real, 2-D.
+
+    Raises sklearn's NotFittedError for an estimator that is not fitted.
+    """
+    if isinstance(memory, BaseEstimator):
+        check_is_fitted(memory, "coef_")
+        memory = memory.coef_
+    return check_matrix(memory, "W", ("n_targets", "n_features"))
+
+
 def _unpack(memory, X, Y, competitors):
     """W, X, Y and competitors from a fitted memory or a matrix."""
-    if hasattr(memory, "coef_"):
-        W = np.asarray(memory.coef_, dtype=float)
-        if Y is None:
-            Y = memory.targets_
-    else:
-        W = np.asarray(memory, dtype=float)
+    W = _memory_matrix(memory)
+    if Y is None:
+        Y = getattr(memory, "targets_", None)
     if Y is None:
         raise ValueError("Y is needed when memory is a matrix, not a fitted memory.")
-    X = np.asarray(X, dtype=float)
-    Y = np.asarray(Y, dtype=float).reshape(len(Y), -1)
-    if X.ndim != 2:
-        raise ValueError(f"X must be a 2-D array; got shape {X.shape}.")
-    if W.ndim != 2 or W.shape != (Y.shape[1], X.shape[1]):
+    Y = np.asarray(Y)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    X, Y = check_patterns(X, Y, same_width=False)
+    if W.shape != (Y.shape[1], X.shape[1]):
         raise ValueError(
             "W must have shape (n_targets, n_features) matching Y and X; got W "
             f"{W.shape}, X {X.shape}, Y {Y.shape}."
         )
-    if not np.all(np.isfinite(W)) or not np.any(W):
+    if not np.any(W):
         raise ValueError("W must be finite and nonzero.")
-    if X.shape[1] == Y.shape[1]:
-        X, Y = check_patterns(X, Y)
     if competitors is not None:
         competitors = check_competitors(competitors, X.shape[0], Y.shape[1])
     elif len(X) < 3:
@@ -236,6 +250,16 @@ def score_analysis(memory, X, Y=None, competitors=None) -> ScoreAnalysis:
     Returns
     -------
     analysis : ScoreAnalysis
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        When ``memory`` is an estimator that has not been fitted.
+    TypeError
+        When W, X or Y is complex or not numeric.
+    ValueError
+        When W is zero, not finite or of the wrong shape, or X, Y or
+        ``competitors`` is malformed.
 
     Notes
     -----
@@ -368,6 +392,16 @@ def singular_spectrum(memory) -> Spectrum:
     -------
     spectrum : Spectrum
 
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        When ``memory`` is an estimator that has not been fitted.
+    TypeError
+        When W is complex (its imaginary part is never dropped) or not
+        numeric.
+    ValueError
+        When W is zero, not finite or not 2-D.
+
     Notes
     -----
     For a d x d matrix of i.i.d. entries the singular values divided by
@@ -376,8 +410,8 @@ def singular_spectrum(memory) -> Spectrum:
     memory's spectrum to it measures how far training moved W from a random
     matrix.
     """
-    W = np.asarray(getattr(memory, "coef_", memory), dtype=float)
-    if W.ndim != 2 or not np.all(np.isfinite(W)) or not np.any(W):
+    W = _memory_matrix(memory)
+    if not np.any(W):
         raise ValueError("W must be a finite, nonzero 2-D array.")
     s = np.linalg.svd(W, compute_uv=False)
     x = s / np.sqrt(np.mean(s * s))
@@ -411,12 +445,24 @@ def pool_spectra(spectra) -> Spectrum:
     )
 
 
-def _as_mapping(obj, kind):
-    if isinstance(obj, Mapping):
-        if not obj:
-            raise ValueError(f"Nothing to plot: no {kind} given.")
-        return dict(obj)
-    return {"": obj}
+def _as_mapping(obj, name, cls):
+    """``{label: item}`` from one ``cls`` item or a mapping of them."""
+    if isinstance(obj, cls):
+        return {"": obj}
+    if not isinstance(obj, Mapping):
+        raise TypeError(
+            f"{name} must be a {cls.__name__} or a mapping of str labels to "
+            f"{cls.__name__}; got {type(obj).__name__}."
+        )
+    if not obj:
+        raise ValueError(f"Nothing to plot: {name} is empty.")
+    for label, item in obj.items():
+        if not isinstance(item, cls):
+            raise TypeError(
+                f"{name}[{label!r}] must be a {cls.__name__}; got "
+                f"{type(item).__name__}."
+            )
+    return dict(obj)
 
 
 def plot_scores(analyses, *, bins=30):
@@ -428,7 +474,7 @@ def plot_scores(analyses, *, bins=30):
         One analysis, or several by label (e.g. ``{"optimal": a, "Hebbian":
         b}``), drawn side by side on shared axes.
     bins : int, default=30
-        Histogram bins.
+        Histogram bins, an integer >= 1.
 
     Returns
     -------
@@ -440,7 +486,8 @@ def plot_scores(analyses, *, bins=30):
     """
     from matplotlib.figure import Figure
 
-    analyses = _as_mapping(analyses, "analysis")
+    analyses = _as_mapping(analyses, "analyses", ScoreAnalysis)
+    bins = check_int(bins, "bins")
     n = len(analyses)
     fig = Figure(figsize=(4.5 * n, 6.4), layout="constrained")
     axes = fig.subplots(2, n, sharex=True, squeeze=False)
@@ -480,7 +527,7 @@ def plot_spectrum(spectra, *, bins=20):
     spectra : Spectrum or mapping of str to Spectrum
         One spectrum, or several by label, overlaid.
     bins : int, default=20
-        Histogram bins on [0, max].
+        Histogram bins on [0, max], an integer >= 1.
 
     Returns
     -------
@@ -488,7 +535,8 @@ def plot_spectrum(spectra, *, bins=20):
     """
     from matplotlib.figure import Figure
 
-    spectra = _as_mapping(spectra, "spectrum")
+    spectra = _as_mapping(spectra, "spectra", Spectrum)
+    bins = check_int(bins, "bins")
     fig = Figure(figsize=(5, 3.4), layout="constrained")
     ax = fig.subplots()
     top = max(2.0, *(float(s.singular_values.max()) for s in spectra.values()))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from scipy.optimize import nnls
+from sklearn.exceptions import NotFittedError
 
 from assoc_cvx import (
     LinearAssociativeMemory,
@@ -175,8 +176,55 @@ def test_figures_are_returned_and_saved(near_capacity, tmp_path):
         ),
         (lambda: extreme_value_location(1), ValueError, "n_competitors must be"),
         (lambda: plot_scores({}), ValueError, "Nothing to plot"),
+        (lambda: singular_spectrum(np.eye(3) + 1j), TypeError, "W must be real"),
+        (
+            lambda: score_analysis(np.eye(3) + 1j, np.eye(3), np.eye(3)),
+            TypeError,
+            "W must be real",
+        ),
+        (
+            lambda: score_analysis(np.eye(3), np.eye(3) + 1j, np.eye(3)),
+            TypeError,
+            "X must be real",
+        ),
+        (
+            lambda: score_analysis(LinearAssociativeMemory(), np.eye(3), np.eye(3)),
+            NotFittedError,
+            "LinearAssociativeMemory instance is not fitted",
+        ),
+        (
+            lambda: singular_spectrum(LinearAssociativeMemory()),
+            NotFittedError,
+            "not fitted",
+        ),
+        (
+            lambda: support_constraints(LinearAssociativeMemory(), np.eye(3)),
+            NotFittedError,
+            "not fitted",
+        ),
     ],
 )
 def test_analysis_rejects_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize(
+    ("plot", "item", "kwargs", "error", "match"),
+    [
+        ("scores", "a", {"bins": 0}, ValueError, "bins must be an integer >= 1; got 0"),
+        ("scores", "a", {"bins": 2.5}, TypeError, "bins must be an integer >= 1"),
+        ("scores", "[a]", {}, TypeError, "analyses must be a ScoreAnalysis or a map"),
+        ("scores", "{x: [a]}", {}, TypeError, r"analyses\['x'\] must be a ScoreAn"),
+        ("scores", "s", {}, TypeError, "got Spectrum"),
+        ("spectrum", "s", {"bins": -1}, ValueError, "bins must be an integer >= 1"),
+        ("spectrum", "[s]", {}, TypeError, "spectra must be a Spectrum or a mapping"),
+    ],
+)
+def test_plots_reject_bad_input(plot, item, kwargs, error, match):
+    X, Y = make_associations(6, 4, random_state=0)
+    a, s = score_analysis(np.eye(4), X, Y), singular_spectrum(np.eye(4))
+    arg = {"a": a, "s": s, "[a]": [a], "{x: [a]}": {"x": [a]}, "[s]": [s]}[item]
+    draw = plot_scores if plot == "scores" else plot_spectrum
+    with pytest.raises(error, match=match):
+        draw(arg, **kwargs)
