@@ -178,12 +178,13 @@ def reproduce(
         Folder to write (created if missing). Rerunning with the same
         folder and settings resumes from its checkpoints.
     dims : sequence of int, default=(10, 16, 20, 24, 32, 40)
-        Dimensions d, each at least 2.
+        Dimensions d, each at least 2; at least one. Repeated values are
+        measured once (as for every sequence argument below).
     n_instances : int, default=20
         Random nested instances per cell; the 95 % interval of the median
         needs at least 6.
     constraint_sets : sequence of {"coupled", "decoupled"}, default=both
-        Constraint sets.
+        Constraint sets; at least one.
     rules : sequence of str, default=every rule
         Among ``"max_margin"`` (exact, always run: it is the reference),
         ``"hebbian"``, ``"pseudo_inverse"`` and ``"gradient"`` (measured at
@@ -224,11 +225,19 @@ def reproduce(
         same instances, reported with the beta/2 law and
         ``rs_capacity(d, n_hidden=k)``. Empty: none.
     log : callable, default=None
-        Called with a one-line progress message as each cell finishes.
+        Called with a one-line progress message as each cell finishes; None
+        for no progress messages.
 
     Returns
     -------
     result : ReproduceResult
+
+    Raises
+    ------
+    TypeError, ValueError
+        An argument of the wrong type or out of range (for instance a
+        string where a sequence is expected, an empty ``dims`` or
+        ``constraint_sets``), before anything is run or written.
 
     Notes
     -----
@@ -246,23 +255,36 @@ def reproduce(
     alone.
     """
     start = time.perf_counter()
-    dims = [check_int(d, "dims", minimum=2) for d in dims]
+    dims = _check_values(
+        dims, "dims", lambda d: check_int(d, "dims", minimum=2), kind="integers"
+    )
     if not dims:
         raise ValueError("dims must hold at least one dimension.")
     n_instances = check_int(n_instances, "n_instances")
     random_state = check_int(random_state, "random_state", minimum=0)
-    for c in constraint_sets:
-        if c not in CONSTRAINT_SETS:
-            raise ValueError(
-                f"constraint_sets must be among {CONSTRAINT_SETS}; got {c!r}."
-            )
+    constraint_sets = _check_values(
+        constraint_sets,
+        "constraint_sets",
+        lambda c: _check_member(c, "constraint_sets", CONSTRAINT_SETS),
+        kind="strings",
+    )
+    if not constraint_sets:
+        raise ValueError(
+            "constraint_sets must hold at least one of "
+            f"{', '.join(map(repr, CONSTRAINT_SETS))}; got none."
+        )
+    rules = _check_values(
+        rules,
+        "rules",
+        lambda rule: _check_member(rule, "rules", CAPACITY_RULES),
+        kind="strings",
+    )
     rules = list(dict.fromkeys(["max_margin", *rules]))
-    for rule in rules:
-        if rule not in CAPACITY_RULES:
-            raise ValueError(
-                f"rules must be among {', '.join(map(repr, CAPACITY_RULES))}; "
-                f"got {rule!r}."
-            )
+    if log is not None and not callable(log):
+        raise TypeError(
+            f"log must be a callable taking one str, or None; got {log!r} of type "
+            f"{type(log).__name__}."
+        )
     gradient_params = check_rule_params(gradient_params, "gradient_params")
     kappas = _check_values(
         kappas,
@@ -377,14 +399,27 @@ def reproduce(
     )
 
 
-def _check_values(values, name, check):
-    """The distinct values of a sequence, each passed through ``check``."""
+def _check_values(values, name, check, *, kind="numbers"):
+    """The distinct values of a sequence, each passed through ``check``.
+
+    Repeated values are dropped silently, the first occurrence kept. A
+    string or a scalar (not a sequence of ``kind``) raises a TypeError.
+    """
     if isinstance(values, str) or not isinstance(values, Sequence | np.ndarray):
         raise TypeError(
-            f"{name} must be a sequence of numbers; got {values!r} of type "
+            f"{name} must be a sequence of {kind}; got {values!r} of type "
             f"{type(values).__name__}."
         )
     return list(dict.fromkeys(check(v) for v in values))
+
+
+def _check_member(value, name, options):
+    """Return ``value`` if it is one of ``options``, else raise naming them."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(
+            f"{name} must be among {', '.join(map(repr, options))}; got {value!r}."
+        )
+    return value
 
 
 def _extension_name(section, d, constraints, value):

@@ -41,6 +41,22 @@ from assoc_cvx.theory import listwise_alpha, rs_capacity
             "hidden_ratios must be a positive finite number; got -1",
         ),
         ({"hidden_ratios": [float("nan")]}, ValueError, "got nan"),
+        ({"constraint_sets": ()}, ValueError, "constraint_sets must hold at least one"),
+        ({"constraint_sets": "coupled"}, TypeError, "sequence of strings; got 'co"),
+        ({"dims": 3}, TypeError, "dims must be a sequence of integers; got 3 of type"),
+        ({"dims": None}, TypeError, "dims must be a sequence of integers; got None"),
+        ({"dims": ["3"]}, TypeError, "dims must be an integer >= 2; got '3'"),
+        (
+            {"rules": "hebbian"},
+            TypeError,
+            "rules must be a sequence of strings; got 'h",
+        ),
+        ({"rules": [None]}, ValueError, "rules must be among .*; got None"),
+        (
+            {"log": 3},
+            TypeError,
+            "log must be a callable taking one str, or None; got 3",
+        ),
     ],
 )
 def test_reproduce_checks_its_arguments_before_running(tmp_path, kwargs, error, match):
@@ -48,6 +64,29 @@ def test_reproduce_checks_its_arguments_before_running(tmp_path, kwargs, error, 
     with pytest.raises(error, match=match):
         reproduce(tmp_path / "out", **args)
     assert not (tmp_path / "out").exists()
+
+
+class _StopAtTheCells(Exception):
+    """Raised by a stand-in for the cell list, so that nothing is measured."""
+
+
+def test_repeated_values_are_measured_once(tmp_path, monkeypatch):
+    cells = []
+
+    def record(dims, constraint_sets, rules):
+        cells.append((dims, constraint_sets, rules))
+        raise _StopAtTheCells
+
+    monkeypatch.setattr(reproduce_module, "_cells", record)
+    with pytest.raises(_StopAtTheCells):
+        reproduce(
+            tmp_path / "out",
+            dims=[3, 3, 4],
+            constraint_sets=["coupled", "coupled"],
+            rules=["hebbian", "hebbian"],
+            n_instances=1,
+        )
+    assert cells == [([3, 4], ["coupled"], ["max_margin", "hebbian"])]
 
 
 def test_profiles():
