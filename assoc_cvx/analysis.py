@@ -11,6 +11,7 @@ Figures are :class:`matplotlib.figure.Figure` objects drawn without pyplot
 """
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -150,16 +151,11 @@ def extreme_value_location(n_competitors: int) -> float:
         maxima (the mode of the approximating Gumbel law), about
         :math:`\sqrt{2 \log K}` for large K (design notes §6).
     """
-    if isinstance(n_competitors, bool) or not isinstance(
-        n_competitors, int | np.integer
-    ):
-        raise TypeError(
-            f"n_competitors must be an integer >= 2; got {n_competitors!r}."
-        )
-    if n_competitors < 2:
-        raise ValueError(f"n_competitors must be an integer >= 2; got {n_competitors}.")
-    a = np.sqrt(2 * np.log(n_competitors))
-    return float(a - (np.log(np.log(n_competitors)) + np.log(4 * np.pi)) / (2 * a))
+    K = check_int(n_competitors, "n_competitors", minimum=2)
+    # math.log takes Python ints of any size (numpy's log does not).
+    log_k = math.log(K)
+    a = math.sqrt(2 * log_k)
+    return a - (math.log(log_k) + math.log(4 * math.pi)) / (2 * a)
 
 
 def quarter_circle_pdf(x):

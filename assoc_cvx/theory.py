@@ -7,6 +7,7 @@ formulas; each docstring says which.
 """
 
 import functools
+from numbers import Real
 
 import numpy as np
 from scipy.special import gammaln, lambertw, log_ndtr, ndtr, ndtri
@@ -41,6 +42,33 @@ _RS_WIDTH = 9.0
 _RS_TERMS = 120
 #: Largest margin accepted by the replica-symmetric functions.
 _MAX_KAPPA = 10.0
+#: Largest number of competitors of :func:`rs_alpha`: beyond about 3e12 the
+#: top competitors leave the quadrature window (the guard on the last term
+#: fires, and past 1e16 the sum underflows to nonsense).
+_RS_MAX_COMPETITORS = 10**12
+
+
+def _check_counts(n_patterns, name="n_patterns"):
+    """``n_patterns`` as a float array, or raise unless all are finite and >= 1.
+
+    Accepts a real number or an array-like of them (Python ints of any
+    size included); refuses bools, strings and complex numbers.
+    """
+    values = np.asarray(n_patterns, dtype=object)
+    if not all(
+        isinstance(v, Real) and not isinstance(v, bool | np.bool_) for v in values.flat
+    ):
+        raise TypeError(
+            f"{name} must be a real number or an array of real numbers >= 1; got "
+            f"{n_patterns!r}."
+        )
+    try:
+        p = np.array([float(v) for v in values.flat]).reshape(values.shape)
+    except OverflowError:  # a Python int beyond the float range
+        p = np.full(values.shape, np.inf)
+    if np.any(~np.isfinite(p)) or np.any(p < 1):
+        raise ValueError(f"{name} must be finite and >= 1; got {n_patterns!r}.")
+    return p
 
 
 def capacity_at_load(n_features: int, alpha: float) -> float:
@@ -112,17 +140,26 @@ def capacity_alpha(n_patterns, n_features):
     Parameters
     ----------
     n_patterns : float or array-like
-        Number(s) of patterns p.
-    n_features : int
-        Dimension d.
+        Number(s) of patterns p, each finite and >= 1 (not bools or strings).
+    n_features : float
+        Dimension d, a real number >= 1 (an int in practice).
 
     Returns
     -------
     alpha : float or ndarray
         Same shape as ``n_patterns``.
+
+    Raises
+    ------
+    TypeError
+        When ``n_patterns`` or ``n_features`` is not real (a bool, a string).
+    ValueError
+        When a p is below 1 or not finite, or d is below 1 or not finite.
     """
-    p = np.asarray(n_patterns, dtype=float)
-    return p * np.log(p) / float(n_features) ** 2
+    p = _check_counts(n_patterns)
+    d = check_real(n_features, "n_features", low=1.0)
+    out = p * np.log(p) / (d * d)
+    return float(out) if out.ndim == 0 else out
 
 
 def hebbian_capacity(n_features: int, criterion: str = "all") -> float:
@@ -299,7 +336,7 @@ def bits_per_parameter(n_patterns, n_features):
     Parameters
     ----------
     n_patterns : float or array-like
-        Number(s) of patterns p >= 1.
+        Number(s) of patterns p, each finite and >= 1 (not bools or strings).
     n_features : int
         Dimension d >= 1.
 
@@ -307,6 +344,13 @@ def bits_per_parameter(n_patterns, n_features):
     -------
     bits : float or ndarray
         Same shape as ``n_patterns``.
+
+    Raises
+    ------
+    TypeError
+        When ``n_patterns`` is not real or ``n_features`` not an integer.
+    ValueError
+        When a p is below 1 or not finite, or d is below 1.
 
     Notes
     -----
@@ -320,9 +364,7 @@ def bits_per_parameter(n_patterns, n_features):
     0.7213
     """
     d = check_int(n_features, "n_features")
-    p = np.asarray(n_patterns, dtype=float)
-    if np.any(~np.isfinite(p)) or np.any(p < 1):
-        raise ValueError(f"n_patterns must be finite and >= 1; got {n_patterns!r}.")
+    p = _check_counts(n_patterns)
     out = p * np.log2(p) / float(d) ** 2
     return float(out) if out.ndim == 0 else out
 
@@ -366,8 +408,9 @@ def rs_alpha(n_competitors, kappa: float = 0.0) -> float:
     Parameters
     ----------
     n_competitors : int
-        Number K >= 1 of competitors of each input (K = p - 1 for a memory
-        of p associations).
+        Number K of competitors of each input (K = p - 1 for a memory of p
+        associations), in [1, 10**12]: beyond, the top competitors leave the
+        quadrature window.
     kappa : float, default=0.0
         Margin in [0, 10].
 
@@ -413,6 +456,11 @@ def rs_alpha(n_competitors, kappa: float = 0.0) -> float:
     2.0
     """
     K = check_int(n_competitors, "n_competitors")
+    if K > _RS_MAX_COMPETITORS:
+        raise ValueError(
+            f"n_competitors must be an integer in [1, {_RS_MAX_COMPETITORS:,}] "
+            f"(the quadrature of rs_alpha is accurate up to there); got {K}."
+        )
     kappa = check_real(kappa, "kappa", low=0.0, high=_MAX_KAPPA)
     t, tw, E = _rs_table(kappa)
     n = np.arange(1, min(K, _RS_TERMS) + 1)

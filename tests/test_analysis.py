@@ -175,6 +175,8 @@ def test_figures_are_returned_and_saved(near_capacity, tmp_path):
             "W must have shape",
         ),
         (lambda: extreme_value_location(1), ValueError, "n_competitors must be"),
+        (lambda: extreme_value_location(2.5), TypeError, "n_competitors must be an"),
+        (lambda: extreme_value_location(True), TypeError, "n_competitors must be an"),
         (lambda: plot_scores({}), ValueError, "Nothing to plot"),
         (lambda: singular_spectrum(np.eye(3) + 1j), TypeError, "W must be real"),
         (
@@ -228,3 +230,12 @@ def test_plots_reject_bad_input(plot, item, kwargs, error, match):
     draw = plot_scores if plot == "scores" else plot_spectrum
     with pytest.raises(error, match=match):
         draw(arg, **kwargs)
+
+
+def test_extreme_value_location_of_a_huge_count():
+    # numpy's log fails on a Python int beyond int64; the formula does not.
+    big = 10**30
+    a = np.sqrt(2 * np.log(1e30))
+    expected = a - (np.log(np.log(1e30)) + np.log(4 * np.pi)) / (2 * a)
+    assert extreme_value_location(big) == pytest.approx(expected, rel=1e-12)
+    assert extreme_value_location(np.int64(10)) == extreme_value_location(10)

@@ -183,6 +183,60 @@ def test_theory_rejects_bad_input(call, error, message):
     assert "None" not in str(info.value)  # no bound is written as [None, None]
 
 
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: capacity_alpha(10, -1), ValueError, "n_features must be .* >= 1.0"),
+        (lambda: capacity_alpha(10, 0), ValueError, "n_features must be .* >= 1.0"),
+        (lambda: capacity_alpha(0, 10), ValueError, "n_patterns must be finite and >="),
+        (lambda: capacity_alpha([3, 0.5], 10), ValueError, "n_patterns must be finite"),
+        (lambda: capacity_alpha(np.nan, 10), ValueError, "n_patterns must be finite"),
+        (
+            lambda: capacity_alpha("3", 10),
+            TypeError,
+            "n_patterns must be a real number",
+        ),
+        (lambda: capacity_alpha(True, 10), TypeError, "n_patterns must be a real"),
+        (
+            lambda: capacity_alpha(3, True),
+            TypeError,
+            "n_features must be a real number",
+        ),
+        (
+            lambda: capacity_alpha(3, "10"),
+            TypeError,
+            "n_features must be a real number",
+        ),
+        (lambda: capacity_alpha(3 + 1j, 10), TypeError, "n_patterns must be a real"),
+        (lambda: bits_per_parameter("3", 10), TypeError, "n_patterns must be a real"),
+        (lambda: bits_per_parameter(True, 10), TypeError, "n_patterns must be a real"),
+        (
+            lambda: bits_per_parameter([2, True], 1),
+            TypeError,
+            "n_patterns must be a re",
+        ),
+        (lambda: bits_per_parameter(3, True), TypeError, "n_features must be an integ"),
+        (lambda: rs_alpha(10**30), ValueError, r"n_competitors must be .*got 10{30}"),
+        (lambda: rs_alpha(2**62), ValueError, r"in \[1, 1,000,000,000,000\]"),
+    ],
+)
+def test_load_formulas_reject_bad_input(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_load_formulas_keep_arrays_and_large_integers():
+    np.testing.assert_allclose(
+        capacity_alpha([1, 2, 4], 2), np.array([1, 2, 4]) * np.log([1, 2, 4]) / 4
+    )
+    assert capacity_alpha(np.arange(1, 4), 3.0).shape == (3,)
+    assert isinstance(capacity_alpha(17, 10), float)
+    big = 10**30
+    assert capacity_alpha(big, 10**15) == pytest.approx(big * np.log(1e30) / 1e30)
+    assert bits_per_parameter(big, 10**15) == pytest.approx(np.log2(1e30))
+    assert rs_alpha(10**12) < rs_alpha(10**6)
+
+
 def test_rs_alpha_stays_accurate_for_many_competitors():
     # Brute-force Monte Carlo (20000 samples, not run here) gave 0.1232 +- 0.0005
     # at K = 1000; many competitors above the level must not blow up round-off.
