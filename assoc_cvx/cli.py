@@ -18,6 +18,7 @@ from assoc_cvx.engine import SOLVERS
 from assoc_cvx.exceptions import AssocCvxError
 from assoc_cvx.patterns import DISTRIBUTIONS
 from assoc_cvx.programs import CONSTRAINT_SETS
+from assoc_cvx.theory import _MAX_KAPPA
 
 __all__ = ["main"]
 
@@ -63,6 +64,7 @@ def _real(check, expected):
 _nonnegative = _real(lambda v: v >= 0, "a number >= 0")
 _positive = _real(lambda v: v > 0, "a number > 0")
 _fraction = _real(lambda v: 0 < v <= 1, "a number in (0, 1]")
+_margin = _real(lambda v: 0 < v <= _MAX_KAPPA, f"a number in (0, {_MAX_KAPPA:g}]")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,12 +275,13 @@ def _add_reproduce_parser(sub):
     )
     rep.add_argument(
         "--kappas",
-        type=_positive,
+        type=_margin,
         nargs="+",
         default=[],
         metavar="K",
-        help="also measure the capacity with these margins kappa > 0 (at most "
-        "10), against the RS prediction p_c(d, kappa) (default: none)",
+        help="also measure the capacity with these margins, each 0 < K <= "
+        f"{_MAX_KAPPA:g} (any number of them), against the RS prediction "
+        "p_c(d, kappa) (default: none)",
     )
     rep.add_argument(
         "--listwise",
@@ -438,9 +441,17 @@ def _two_layer(args):
 
     if args.hidden_ratio is None or args.two_layer is None:
         raise ValueError("--hidden-ratio and --two-layer must be given together")
-    if args.kappa or args.listwise is not None or args.checkpoint:
+    given = {
+        "--kappa": bool(args.kappa),
+        "--listwise": args.listwise is not None,
+        "--checkpoint": args.checkpoint is not None,
+        "--rule": args.rule != "max_margin",
+        "--recall": args.recall != 1.0,
+    }
+    if any(given.values()):
         raise ValueError(
-            "--two-layer does not combine with --kappa, --listwise or --checkpoint"
+            "--two-layer does not combine with --kappa, --listwise, --checkpoint, "
+            f"--rule or --recall; got {', '.join(f for f, on in given.items() if on)}"
         )
     if args.json is not None:
         _check_output(args.json, "--json")

@@ -50,6 +50,22 @@ def test_capacity_two_layer_frozen_and_json(tmp_path, capsys):
             ["--hidden-ratio", "0.5", "--two-layer", "frozen", "--kappa", "1"],
             "does not combine",
         ),
+        (
+            ["--hidden-ratio", "0.5", "--two-layer", "frozen", "--rule", "hebbian"],
+            "does not combine with --kappa, --listwise, --checkpoint, --rule or "
+            "--recall; got --rule",
+        ),
+        (
+            ["--hidden-ratio", "0.5", "--two-layer", "frozen", "--recall", "0.5"],
+            "got --recall",
+        ),
+        (
+            [
+                *("--hidden-ratio", "0.5", "--two-layer", "trained"),
+                *("--rule", "hebbian", "--recall", "0.5"),
+            ],
+            "got --rule, --recall",
+        ),
         (["--kappa", "0.5", "--solver", "HIGHS"], None),
     ],
 )
@@ -92,9 +108,9 @@ def test_reproduce_with_the_extension_options(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "match"),
     [
-        (["--kappas", "0"], "argument --kappas: expected a number > 0, got 0"),
-        (["--kappas", "0.5", "x"], "argument --kappas: expected a number > 0"),
-        (["--kappas", "11"], "kappas must be a finite number in (0.0, 10.0]"),
+        (["--kappas", "0"], "argument --kappas: expected a number in (0, 10], got 0"),
+        (["--kappas", "0.5", "x"], "argument --kappas: expected a number in (0, 10]"),
+        (["--kappas", "11"], "argument --kappas: expected a number in (0, 10], got 11"),
         (["--listwise", "1.5"], "argument --listwise: expected a number in (0, 1]"),
         (["--listwise"], "argument --listwise: expected at least one argument"),
         (["--hidden-ratios", "-1"], "argument --hidden-ratios: expected a number > 0"),
@@ -109,3 +125,10 @@ def test_reproduce_rejects_bad_extension_values(tmp_path, extra, match, capsys):
     assert match in err
     assert "Traceback" not in err
     assert not out.exists()
+
+
+def test_reproduce_help_states_the_bound_of_each_kappa(capsys):
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "each 0 < K <= 10 (any number of them)" in help_text
