@@ -8,6 +8,7 @@ import scipy.sparse as sp
 __all__ = [
     "MAX_ABS",
     "MIN_ABS",
+    "check_bool",
     "check_competitors",
     "check_int",
     "check_matrix",
@@ -36,6 +37,16 @@ def check_int(value, name, *, minimum=1):
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value}.")
     return int(value)
+
+
+def check_bool(value, name):
+    """Return ``value`` as a bool, or raise unless it is True or False."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(
+            f"{name} must be True or False; got {value!r} of type "
+            f"{type(value).__name__}."
+        )
+    return bool(value)
 
 
 def check_positive(value, name):

@@ -21,7 +21,12 @@ from scipy.stats import quantile_test
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from assoc_cvx._validation import check_int, check_option, check_positive
+from assoc_cvx._validation import (
+    check_bool,
+    check_int,
+    check_option,
+    check_positive,
+)
 from assoc_cvx.engine import CERTIFICATE_TOL, decide, resolve_solvers
 from assoc_cvx.exceptions import CapacityWarning, CheckpointWarning, SolverWarning
 from assoc_cvx.ipm import check_memory
@@ -622,7 +627,8 @@ def find_capacity(
         its verdicts are not solved again, and instances it settles are
         not recomputed. Malformed lines are ignored with a warning.
     progress : bool, default=False
-        Show a progress bar on stderr (tqdm; off when it is not a terminal).
+        Show a progress bar on stderr (tqdm; off when it is not a terminal);
+        True or False.
     callback : callable, default=None
         Called in the main process with each :class:`InstanceCapacity` as it
         finishes (after it is written to ``checkpoint``).
@@ -748,6 +754,7 @@ def find_capacity(
     if not (isinstance(confidence, Real) and 0 < confidence < 1):
         raise ValueError(f"confidence must be in (0, 1); got {confidence!r}.")
     _check_n_jobs(n_jobs)
+    progress = check_bool(progress, "progress")
     if callback is not None and not callable(callback):
         raise TypeError(
             f"callback must be callable or None; got {type(callback).__name__}."

@@ -8,6 +8,7 @@ whether some other W would succeed.
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -201,7 +202,7 @@ def check_rule_params(params, owner="gradient_weights"):
     Parameters
     ----------
     params : dict or None
-        Any of the keys of :data:`GRADIENT_DEFAULTS`.
+        Any of the keys of :data:`GRADIENT_DEFAULTS` (a mapping).
     owner : str
         Name used in error messages.
 
@@ -209,7 +210,20 @@ def check_rule_params(params, owner="gradient_weights"):
     -------
     params : dict
         Every setting, validated.
+
+    Raises
+    ------
+    TypeError
+        When ``params`` is not a mapping or None, or a setting has the wrong
+        type.
+    ValueError
+        For an unknown setting or a value out of range.
     """
+    if params is not None and not isinstance(params, Mapping):
+        raise TypeError(
+            f"{owner} must be a dict of gradient settings or None; got {params!r} "
+            f"of type {type(params).__name__}."
+        )
     params = {} if params is None else dict(params)
     unknown = sorted(set(params) - set(GRADIENT_DEFAULTS))
     if unknown:

@@ -356,7 +356,9 @@ def train_two_layer(
     certificate_tol : float, default=1e-8
         Passed to the exact sub-problem decisions.
     n_rounds : int, default=4
-        Alternations per start.
+        Alternations per start, at least one (zero would leave the
+        alternating search only its first, frozen step: use
+        :func:`check_frozen_storage` or ``method="gradient"`` for that).
     max_steps : int, default=3000
         Adam steps per start.
     learning_rate : float, default=0.02
@@ -397,7 +399,7 @@ def train_two_layer(
     k = check_int(n_hidden, "n_hidden")
     check_option(method, "method", METHODS)
     n_starts = check_int(n_starts, "n_starts")
-    n_rounds = check_int(n_rounds, "n_rounds", minimum=0)
+    n_rounds = check_int(n_rounds, "n_rounds")
     max_steps = check_int(max_steps, "max_steps", minimum=0)
     learning_rate = check_positive(learning_rate, "learning_rate")
     C = check_positive(C, "C")

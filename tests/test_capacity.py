@@ -518,6 +518,18 @@ def test_rule_checkpoints_are_kept_apart(tmp_path):
             TypeError,
             r"rule_params\['random_state'\] must be None or an int",
         ),
+        (
+            {"rule": "gradient", "rule_params": "x"},
+            TypeError,
+            "rule_params must be a dict of gradient settings or None; got 'x'",
+        ),
+        (
+            {"rule": "gradient", "rule_params": [("max_iter", 3)]},
+            TypeError,
+            "rule_params must be a dict of gradient settings",
+        ),
+        ({"progress": "yes"}, TypeError, "progress must be True or False; got 'yes'"),
+        ({"progress": 1}, TypeError, "progress must be True or False; got 1"),
     ],
 )
 def test_rule_arguments_are_checked(kwargs, error, match):

@@ -141,6 +141,11 @@ def test_full_width_frozen_layer_is_one_layer():
         ),
         (lambda X, Y: hidden_width(4, -1.0), ValueError, "hidden_ratio"),
         (
+            lambda X, Y: train_two_layer(X, Y, 2, n_rounds=0),
+            ValueError,
+            "n_rounds must be an integer >= 1; got 0",
+        ),
+        (
             lambda X, Y: find_two_layer_capacity(4, 0.5, mode="both"),
             ValueError,
             "mode",
