@@ -28,7 +28,12 @@ from assoc_cvx._validation import (
     rms_row_norm,
 )
 from assoc_cvx.exceptions import SolverError, SolverWarning
-from assoc_cvx.ipm import IPM_OPTIONS, check_memory, solve_storage_ipm
+from assoc_cvx.ipm import (
+    IPM_OPTIONS,
+    check_ipm_options,
+    check_memory,
+    solve_storage_ipm,
+)
 from assoc_cvx.programs import (
     certificate_matrix,
     difference_tensor,
@@ -206,7 +211,10 @@ class StorageResult:
         The solver whose answer gave the verdict (the last one tried when
         undecided).
     solver_status : str
-        Its status as cvxpy reported it.
+        Its status as cvxpy reported it (for the IPM, its own status:
+        ``"optimal"``, ``"converged"`` when a ``gap_tol`` looser than 1e-8
+        was met, so that W is not claimed max-margin, ``"stored"``,
+        ``"not_storable"``, ``"max_iter"``, ...).
     compile_time, solve_time : float
         Seconds, summed over every attempt.
     attempts : tuple of Attempt
@@ -962,7 +970,8 @@ def check_storage(
         ``cvxpy.Problem.solve``, e.g. ``{"ECOS": {"max_iters": 500}}``. For
         ``"IPM"``: ``max_iter`` (200), ``gap_tol`` (1e-10), ``n_threads``
         (BLAS threads, 1) and ``max_memory`` (bytes; default the memory
-        available), see :func:`assoc_cvx.ipm.solve_storage_ipm`.
+        available), see :func:`assoc_cvx.ipm.solve_storage_ipm`; they are
+        checked even when the IPM is not run.
     mode : {"max_margin", "verdict"}, default="max_margin"
         ``"max_margin"``: when stored, ``W`` is the max-margin matrix.
         ``"verdict"``: the structured solver stops at its first iterate that
@@ -1205,6 +1214,7 @@ def _check_solver_options(solver_options):
                     f"solver_options[{key!r}] has {', '.join(map(repr, unknown))}; "
                     f"the IPM options are {', '.join(map(repr, IPM_OPTIONS))}."
                 )
+            check_ipm_options(**value)  # values too, even if IPM never runs
         reserved = sorted(set(value) & _RESERVED_OPTIONS)
         if reserved:
             raise ValueError(

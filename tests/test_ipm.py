@@ -673,6 +673,12 @@ def test_bad_ipm_options_are_refused_with_the_value(option, error, match):
         solve_storage_ipm(X, difference_tensor(Y), **option)
 
 
+def test_ipm_options_are_checked_when_another_solver_decides():
+    X, Y = make_associations(6, 4, random_state=75)
+    with pytest.raises(ValueError, match="max_iter"):
+        check_storage(X, Y, solver="ECOS", solver_options={"IPM": {"max_iter": -3}})
+
+
 def test_max_iter_zero_is_one_look_at_the_starting_point():
     X, Y = make_associations(6, 4, random_state=75)
     result = solve_storage_ipm(X, difference_tensor(Y), max_iter=0)
