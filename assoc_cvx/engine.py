@@ -602,23 +602,21 @@ def _certificate_evidence(instance, formulation, lam):
 _POLISH_MAX_ENTRIES = 2 * 10**7
 
 
-def _polish(instance, weights, max_support=None):
+def _polish(instance, weights):
     """Sharpen dual weights on their support by nonnegative least squares.
 
     Minimises ``||A_S^T lam||^2 + (sum(lam) - 1)^2`` over lam >= 0 on the rows
     S that carry weight, an active-set solve that lands on the exact support
     when interior-point weights converge slowly (a degenerate optimum).
-    Returns plain-row weights, or None when S is too large (more than
-    ``max_support`` rows, or a system beyond ``_POLISH_MAX_ENTRIES``) or
-    nothing came of it. The caller recomputes the bound from scratch.
+    Returns plain-row weights, or None when S is too large (a system beyond
+    ``_POLISH_MAX_ENTRIES``) or nothing came of it. The caller recomputes
+    the bound from scratch.
     """
     flat = weights.ravel()
     support = np.flatnonzero(flat > 1e-6 * flat.max())
     _, K, d_out = instance.D.shape
     n = instance.X.shape[1] * d_out
     if support.size * (n + 1) > _POLISH_MAX_ENTRIES:
-        return None
-    if max_support is not None and support.size > max_support:
         return None
     mu, k = np.divmod(support, K)
     rows = (instance.D[mu, k][:, :, None] * instance.X[mu][:, None, :]).reshape(
@@ -638,14 +636,11 @@ def _polish(instance, weights, max_support=None):
     return out.reshape(weights.shape)
 
 
-def _sharpest_certificate(instance, formulation, lam, tol, max_support=None):
-    """Certificate evidence from a solver's duals, polished when above ``tol``.
-
-    ``max_support`` is passed on to :func:`_polish`.
-    """
+def _sharpest_certificate(instance, formulation, lam, tol):
+    """Certificate evidence from a solver's duals, polished when above ``tol``."""
     weights, upper, certificate = _certificate_evidence(instance, formulation, lam)
     if weights is not None and not certificate <= tol:
-        polished = _polish(instance, weights, max_support)
+        polished = _polish(instance, weights)
         if polished is not None:
             found = _certificate_evidence(instance, "plain", polished)
             if found[2] < certificate:
@@ -684,12 +679,10 @@ def _ipm_attempt(instance, formulation, options, tol, mode):
     else:
         _, _, X, D, _ = instance.preconditioned()
     found = {}
-    # Interior iterates weigh every row: polishing them (a dense NNLS over all
-    # p(p - 1) rows, seconds at d = 20) costs more than the few iterations
-    # that bring the bound under the cut. Iterates are polished only once
-    # their support is small; the sharpest weights are polished in full at
-    # the end of a run that found no certificate.
-    max_support = 4 * (instance.X.shape[1] * instance.D.shape[2] + 1)
+    # Dual iterates are not polished: an NNLS over the rows they weigh takes
+    # seconds at d = 20 (a minute at d = 40), the few more iterations that
+    # bring the bound under the cut a fraction of that. The sharpest weights
+    # are polished once, at the end of a run that found no certificate.
 
     def stop_stored(W):
         lower, W_final, verified, robust = _stored_evidence(instance, formulation, W)
@@ -700,9 +693,7 @@ def _ipm_attempt(instance, formulation, options, tol, mode):
         return verified
 
     def stop_certified(lam):
-        weights, upper, certificate = _sharpest_certificate(
-            instance, formulation, lam, tol, max_support
-        )
+        weights, upper, certificate = _certificate_evidence(instance, formulation, lam)
         best = found.get("certificate", (None, np.nan, np.inf))[2]
         if not certificate > best:  # keep the sharpest certificate seen
             found["certificate"] = (weights, upper, certificate)
