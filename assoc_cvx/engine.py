@@ -214,7 +214,9 @@ class StorageResult:
         Its status as cvxpy reported it (for the IPM, its own status:
         ``"optimal"``, ``"converged"`` when a ``gap_tol`` looser than 1e-8
         was met, so that W is not claimed max-margin, ``"stored"``,
-        ``"not_storable"``, ``"max_iter"``, ...).
+        ``"not_storable"``, ``"max_iter"``, ...). The verdict comes from the
+        evidence, not the status: a run that ends with ``"max_iter"`` is "not
+        storable" when its dual weights, polished, certify it.
     compile_time, solve_time : float
         Seconds, summed over every attempt.
     attempts : tuple of Attempt
@@ -636,16 +638,25 @@ def _polish(instance, weights):
     return out.reshape(weights.shape)
 
 
-def _sharpest_certificate(instance, formulation, lam, tol):
-    """Certificate evidence from a solver's duals, polished when above ``tol``."""
-    weights, upper, certificate = _certificate_evidence(instance, formulation, lam)
+def _polished(instance, evidence, tol):
+    """``(weights, upper, certificate)``, polished when the cut is not met.
+
+    The polished weights replace the given ones only when their bound,
+    recomputed from scratch, is sharper.
+    """
+    weights, _, certificate = evidence
     if weights is not None and not certificate <= tol:
         polished = _polish(instance, weights)
         if polished is not None:
             found = _certificate_evidence(instance, "plain", polished)
             if found[2] < certificate:
-                weights, upper, certificate = found
-    return weights, upper, certificate
+                return found
+    return evidence
+
+
+def _sharpest_certificate(instance, formulation, lam, tol):
+    """Certificate evidence from a solver's duals, polished when above ``tol``."""
+    return _polished(instance, _certificate_evidence(instance, formulation, lam), tol)
 
 
 def _evidence(instance, formulation, W, lam, tol):
@@ -670,9 +681,13 @@ def _ipm_attempt(instance, formulation, options, tol, mode):
     """Run the structured solver on one formulation; return (run, evidence).
 
     Its iterates are checked as it goes: the first W whose margins are all
-    proved positive on the data as given ends a ``"verdict"`` run, and dual
-    weights whose preconditioned bound is within ``tol`` end any run
-    (a ``"max_margin"`` run goes on to sharpen them).
+    proved positive on the data as given ends a ``"verdict"`` run, and the
+    first dual weights whose preconditioned bound is within ``tol`` end it
+    with "not storable" (a ``"max_margin"`` run goes on, to sharpen them).
+    When a run ends with neither (iteration limit, a singular Newton
+    system, a stall), the sharpest dual weights it offered are polished
+    once; if that brings their bound within ``tol`` the verdict is "not
+    storable" although the run's own status is not.
     """
     if formulation == "plain":
         X, D = instance.X, instance.D
@@ -695,7 +710,7 @@ def _ipm_attempt(instance, formulation, options, tol, mode):
     def stop_certified(lam):
         weights, upper, certificate = _certificate_evidence(instance, formulation, lam)
         best = found.get("certificate", (None, np.nan, np.inf))[2]
-        if not certificate > best:  # keep the sharpest certificate seen
+        if certificate <= best:  # keep the sharpest certificate seen
             found["certificate"] = (weights, upper, certificate)
         return certificate <= tol
 
@@ -709,12 +724,6 @@ def _ipm_attempt(instance, formulation, options, tol, mode):
     )
     weights, upper, certificate = found.get("certificate", (None, np.nan, np.nan))
     evidence = found.get("stored")
-    if evidence is None and weights is not None and not certificate <= tol:
-        polished = _polish(instance, weights)
-        if polished is not None:
-            sharper = _certificate_evidence(instance, "plain", polished)
-            if sharper[2] < certificate:
-                weights, upper, certificate = sharper
     if result.status == "optimal" and result.tau > 0:
         # Converged: the last W is the max-margin direction; prove it too.
         lower, W_final, verified, robust = _stored_evidence(
@@ -727,6 +736,10 @@ def _ipm_attempt(instance, formulation, options, tol, mode):
             )
             if weights is not None:
                 upper = instance.plain_bound(weights)
+    if evidence is None:
+        weights, upper, certificate = _polished(
+            instance, (weights, upper, certificate), tol
+        )
     if evidence is not None:
         evidence = dataclasses.replace(evidence, upper=upper, certificate=np.nan)
     elif certificate <= tol:
