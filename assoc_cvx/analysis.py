@@ -183,10 +183,13 @@ def quarter_circle_cdf(x):
 def _memory_matrix(memory):
     """The matrix W of a fitted memory or of a matrix: finite, real, 2-D.
 
-    Raises sklearn's NotFittedError for an estimator that is not fitted.
+    Raises sklearn's NotFittedError for an estimator that is not fitted; any
+    other object with a ``coef_`` attribute is read through it.
     """
     if isinstance(memory, BaseEstimator):
         check_is_fitted(memory, "coef_")
+        memory = memory.coef_
+    elif hasattr(memory, "coef_"):
         memory = memory.coef_
     return check_matrix(memory, "W", ("n_targets", "n_features"))
 

@@ -18,7 +18,7 @@ from assoc_cvx.engine import SOLVERS
 from assoc_cvx.exceptions import AssocCvxError
 from assoc_cvx.patterns import DISTRIBUTIONS
 from assoc_cvx.programs import CONSTRAINT_SETS
-from assoc_cvx.theory import _MAX_KAPPA
+from assoc_cvx.theory import MAX_KAPPA
 
 __all__ = ["main"]
 
@@ -64,7 +64,7 @@ def _real(check, expected):
 _nonnegative = _real(lambda v: v >= 0, "a number >= 0")
 _positive = _real(lambda v: v > 0, "a number > 0")
 _fraction = _real(lambda v: 0 < v <= 1, "a number in (0, 1]")
-_margin = _real(lambda v: 0 < v <= _MAX_KAPPA, f"a number in (0, {_MAX_KAPPA:g}]")
+_margin = _real(lambda v: 0 < v <= MAX_KAPPA, f"a number in (0, {MAX_KAPPA:g}]")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,7 +280,7 @@ def _add_reproduce_parser(sub):
         default=[],
         metavar="K",
         help="also measure the capacity with these margins, each 0 < K <= "
-        f"{_MAX_KAPPA:g} (any number of them), against the RS prediction "
+        f"{MAX_KAPPA:g} (any number of them), against the RS prediction "
         "p_c(d, kappa) (default: none)",
     )
     rep.add_argument(

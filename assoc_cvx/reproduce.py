@@ -38,7 +38,7 @@ from assoc_cvx.margin import check_listwise, check_r, topk_recall
 from assoc_cvx.programs import CONSTRAINT_SETS
 from assoc_cvx.rules import check_rule_params, fit_rule
 from assoc_cvx.theory import (
-    _MAX_KAPPA,
+    MAX_KAPPA,
     asymptotic_capacity,
     capacity_alpha,
     listwise_alpha,
@@ -289,7 +289,7 @@ def reproduce(
     kappas = _check_values(
         kappas,
         "kappas",
-        lambda v: check_real(v, "kappas", low=0.0, high=_MAX_KAPPA, low_open=True),
+        lambda v: check_real(v, "kappas", low=0.0, high=MAX_KAPPA, low_open=True),
     )
     listwise = _check_values(listwise, "listwise", lambda v: check_r(v, "listwise"))
     hidden_ratios = _check_values(

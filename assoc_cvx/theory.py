@@ -17,6 +17,7 @@ from assoc_cvx._validation import check_int, check_option, check_real
 
 __all__ = [
     "HEBBIAN_ALPHA",
+    "MAX_KAPPA",
     "asymptotic_capacity",
     "bits_per_parameter",
     "capacity_alpha",
@@ -40,8 +41,9 @@ _RS_STEP = 0.01
 _RS_WIDTH = 9.0
 #: Largest number of competitors above the water level kept in :func:`rs_alpha`.
 _RS_TERMS = 120
-#: Largest margin accepted by the replica-symmetric functions.
-_MAX_KAPPA = 10.0
+#: Largest margin kappa accepted by the replica-symmetric functions (in
+#: standard deviations of a competitor's score).
+MAX_KAPPA = 10.0
 #: Largest number of competitors of :func:`rs_alpha`: beyond about 3e12 the
 #: top competitors leave the quadrature window (the guard on the last term
 #: fires, and past 1e16 the sum underflows to nonsense).
@@ -461,7 +463,7 @@ def rs_alpha(n_competitors, kappa: float = 0.0) -> float:
             f"n_competitors must be an integer in [1, {_RS_MAX_COMPETITORS:,}] "
             f"(the quadrature of rs_alpha is accurate up to there); got {K}."
         )
-    kappa = check_real(kappa, "kappa", low=0.0, high=_MAX_KAPPA)
+    kappa = check_real(kappa, "kappa", low=0.0, high=MAX_KAPPA)
     t, tw, E = _rs_table(kappa)
     n = np.arange(1, min(K, _RS_TERMS) + 1)
     log_binom = gammaln(K + 1) - gammaln(n + 1) - gammaln(K - n + 1)
@@ -520,7 +522,7 @@ def rs_capacity(
     30.6
     """
     d = check_int(n_features, "n_features")
-    kappa = check_real(kappa, "kappa", low=0.0, high=_MAX_KAPPA)
+    kappa = check_real(kappa, "kappa", low=0.0, high=MAX_KAPPA)
     k = d if n_hidden is None else check_int(n_hidden, "n_hidden")
     n_weights = d * k
 

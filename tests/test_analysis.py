@@ -54,6 +54,19 @@ def test_scores_are_normalised_and_recomputed(near_capacity):
     assert a.n_competitors == 19
 
 
+def test_any_object_with_coef_is_read_as_a_memory(near_capacity):
+    """A fitted model of another library, not a scikit-learn estimator."""
+    X, Y, W, _ = near_capacity
+
+    class Fitted:
+        coef_ = W
+        targets_ = Y
+
+    a, b = score_analysis(Fitted(), X), score_analysis(W, X, Y)
+    np.testing.assert_array_equal(a.correct, b.correct)
+    np.testing.assert_array_equal(a.competitor_max, b.competitor_max)
+
+
 def test_optimal_scores_are_pinned_and_hebbian_ones_broad(near_capacity):
     X, Y, W, hebbian = near_capacity
     opt = score_analysis(W, X, Y)
