@@ -188,10 +188,8 @@ def _memory_matrix(memory):
     """
     if isinstance(memory, BaseEstimator):
         check_is_fitted(memory, "coef_")
-        memory = memory.coef_
-    elif hasattr(memory, "coef_"):
-        memory = memory.coef_
-    return check_matrix(memory, "W", ("n_targets", "n_features"))
+    W = getattr(memory, "coef_", memory)
+    return check_matrix(W, "W", ("n_targets", "n_features"))
 
 
 def _unpack(memory, X, Y, competitors):
